@@ -1,0 +1,212 @@
+//! The gRPC service `gatehouse.v1.Gatehouse`: the same pipeline as REST, with typed values
+//! as a proto oneof. Errors carry the status code that matches the REST status and the
+//! same machine-readable code in the `gatehouse-code` metadata.
+
+use std::sync::Arc;
+
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use crate::datasource::{Param, Value};
+use crate::gateway::{Gateway, GatewayError, QueryRequest};
+use crate::identity::Principal;
+use crate::proto;
+use crate::proto::value::Kind;
+
+pub struct GatehouseService {
+    gateway: Arc<Gateway>,
+}
+
+impl GatehouseService {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        GatehouseService { gateway }
+    }
+
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let header = match request.metadata().get("authorization") {
+            Some(value) => Some(value.to_str().map_err(|_| {
+                status(GatewayError::InvalidRequest(
+                    "the authorization metadata is not valid ASCII".to_owned(),
+                ))
+            })?),
+            None => None,
+        };
+        self.gateway.authenticate(header).await.map_err(status)
+    }
+}
+
+/// The one place gateway errors become gRPC statuses.
+fn status(error: GatewayError) -> Status {
+    use tonic::Code;
+    let code = match &error {
+        GatewayError::Unauthenticated(_) => Code::Unauthenticated,
+        GatewayError::IdentityUnavailable | GatewayError::DatasourceUnavailable(_) => Code::Unavailable,
+        GatewayError::InvalidRequest(_)
+        | GatewayError::UnparseableSql(_)
+        | GatewayError::UnsupportedType(_) => Code::InvalidArgument,
+        GatewayError::UnknownDatasource(_) => Code::NotFound,
+        GatewayError::Forbidden { .. } => Code::PermissionDenied,
+        GatewayError::Timeout { .. } => Code::DeadlineExceeded,
+        // The database rejected the statement: not retryable as is, so not UNAVAILABLE.
+        GatewayError::Database(_) => Code::FailedPrecondition,
+    };
+    let mut status = Status::new(code, error.to_string());
+    status
+        .metadata_mut()
+        .insert("gatehouse-code", MetadataValue::from_static(error.code()));
+    status
+}
+
+fn param(index: usize, value: proto::Value) -> Result<Param, Status> {
+    let invalid = |message: &str| {
+        status(GatewayError::InvalidRequest(format!("params[{index}]: {message}")))
+    };
+    Ok(match value.kind {
+        None | Some(Kind::NullValue(_)) => Param::Null,
+        Some(Kind::BoolValue(b)) => Param::Bool(b),
+        Some(Kind::IntValue(i)) => Param::Int(i),
+        Some(Kind::UintValue(u)) => {
+            Param::Int(i64::try_from(u).map_err(|_| invalid("unsigned value exceeds the 64-bit signed range"))?)
+        }
+        Some(Kind::FloatValue(f)) => Param::Float(f),
+        Some(
+            Kind::DecimalValue(s)
+            | Kind::TextValue(s)
+            | Kind::DateValue(s)
+            | Kind::TimeValue(s)
+            | Kind::TimestampValue(s)
+            | Kind::TimestamptzValue(s)
+            | Kind::UuidValue(s)
+            | Kind::IntervalValue(s),
+        ) => Param::Text(s),
+        Some(Kind::JsonValue(s)) => Param::Json(
+            serde_json::from_str(&s).map_err(|e| invalid(&format!("json_value is not valid JSON: {e}")))?,
+        ),
+        Some(Kind::BytesValue(_)) => return Err(invalid("bytes parameters are not supported; send base64 text and decode it in SQL")),
+        Some(Kind::ArrayValue(_)) => return Err(invalid("array parameters are not supported; send a JSON array as json_value")),
+    })
+}
+
+fn value(value: Value) -> proto::Value {
+    let kind = match value {
+        Value::Null => Kind::NullValue(proto::NullValue::NullValue as i32),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Int(i) => Kind::IntValue(i),
+        Value::UInt(u) => Kind::UintValue(u),
+        Value::Float(f) => Kind::FloatValue(f),
+        Value::Decimal(s) => Kind::DecimalValue(s),
+        Value::Text(s) => Kind::TextValue(s),
+        Value::Bytes(b) => Kind::BytesValue(b),
+        Value::Date(d) => Kind::DateValue(d.to_string()),
+        Value::Time(t) => Kind::TimeValue(t.to_string()),
+        Value::Timestamp(ts) => Kind::TimestampValue(ts.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+        Value::TimestampTz(ts) => {
+            Kind::TimestamptzValue(ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }
+        Value::Uuid(u) => Kind::UuidValue(u.to_string()),
+        Value::Json(j) => Kind::JsonValue(j.to_string()),
+        Value::Interval(s) => Kind::IntervalValue(s),
+        Value::Array(items) => Kind::ArrayValue(proto::ValueList {
+            values: items.into_iter().map(value).collect(),
+        }),
+    };
+    proto::Value { kind: Some(kind) }
+}
+
+#[tonic::async_trait]
+impl proto::gatehouse_server::Gatehouse for GatehouseService {
+    async fn query(
+        &self,
+        request: Request<proto::QueryRequest>,
+    ) -> Result<Response<proto::QueryResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let body = request.into_inner();
+        let params = body
+            .params
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| param(i, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outcome = self
+            .gateway
+            .query(
+                &principal,
+                QueryRequest {
+                    datasource: body.datasource,
+                    sql: body.sql,
+                    params,
+                    max_rows: body.max_rows,
+                },
+            )
+            .await
+            .map_err(status)?;
+        let result = outcome.result;
+        Ok(Response::new(proto::QueryResponse {
+            columns: result
+                .columns
+                .into_iter()
+                .map(|c| proto::Column {
+                    name: c.name,
+                    r#type: c.type_name,
+                })
+                .collect(),
+            row_count: result.rows.len() as u64,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| proto::Row {
+                    values: row.into_iter().map(value).collect(),
+                })
+                .collect(),
+            truncated: result.truncated,
+            rows_affected: result.rows_affected,
+            elapsed_ms: outcome.elapsed.as_millis() as u64,
+            request_id: outcome.request_id.to_string(),
+        }))
+    }
+
+    async fn list_datasources(
+        &self,
+        request: Request<proto::ListDatasourcesRequest>,
+    ) -> Result<Response<proto::ListDatasourcesResponse>, Status> {
+        self.authenticate(&request).await?;
+        let datasources = self
+            .gateway
+            .datasources()
+            .into_iter()
+            .map(|ds| proto::Datasource {
+                name: ds.name,
+                environment: ds.environment,
+                driver: ds.driver.to_string(),
+            })
+            .collect();
+        Ok(Response::new(proto::ListDatasourcesResponse { datasources }))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<proto::GetSchemaRequest>,
+    ) -> Result<Response<proto::GetSchemaResponse>, Status> {
+        self.authenticate(&request).await?;
+        let name = request.into_inner().datasource;
+        let tables = self.gateway.schema(&name).await.map_err(status)?;
+        Ok(Response::new(proto::GetSchemaResponse {
+            datasource: name,
+            tables: tables
+                .into_iter()
+                .map(|t| proto::TableSchema {
+                    name: t.name,
+                    columns: t
+                        .columns
+                        .into_iter()
+                        .map(|c| proto::ColumnSchema {
+                            name: c.name,
+                            r#type: c.type_name,
+                            nullable: c.nullable,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,1 @@
+//! Datasources: pools, guarded execution, typed values, catalog, demo data.

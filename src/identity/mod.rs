@@ -1,0 +1,1 @@
+//! JWT verification and the `Principal` it yields.
