@@ -1,0 +1,197 @@
+//! The `gatehouse` binary as a new user meets it: `serve` on the embedded default,
+//! `token`, `openapi`, and clear failures for bad configuration.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn gatehouse(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("GATEHOUSE_CONFIG")
+        .env_remove("GATEHOUSE_DATA_DIR")
+        .output()
+        .expect("gatehouse runs")
+}
+
+/// A `gatehouse serve` process; killed when dropped.
+struct Served {
+    child: Child,
+    http: String,
+    output: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data_dir: &Path) -> Served {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(data_dir)
+        .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut output = Vec::new();
+    let mut http = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("utf-8 output");
+        if let Some(rest) = line.trim().strip_prefix("REST  ") {
+            http = rest.split_whitespace().next().map(str::to_owned);
+        }
+        let done = line.contains("-d '{");
+        output.push(line);
+        if done {
+            break;
+        }
+    }
+    let http = http.unwrap_or_else(|| panic!("no REST address printed: {output:?}"));
+    Served {
+        child,
+        http,
+        output,
+    }
+}
+
+fn token(data_dir: &Path) -> String {
+    let out = gatehouse(&[
+        "token",
+        "--sub",
+        "ada",
+        "--kind",
+        "human",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn count_customers(http: &str, token: &str) -> i64 {
+    let client = reqwest::Client::new();
+    let mut last_error = String::new();
+    for _ in 0..50 {
+        match client
+            .post(format!("{http}/v1/query"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"datasource": "shop", "sql": "SELECT count(*) FROM customers"}))
+            .send()
+            .await
+        {
+            Ok(response) => {
+                let body: serde_json::Value = response.json().await.unwrap();
+                return body["rows"][0][0].as_i64().unwrap_or_else(|| panic!("{body}"));
+            }
+            Err(error) => last_error = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server did not answer: {last_error}");
+}
+
+#[tokio::test]
+async fn embedded_default_serves_prints_a_first_query_and_keeps_data_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+
+    let first = serve(&data_dir);
+    let printed = first.output.join("\n");
+    assert!(printed.contains("gatehouse token --sub"), "{printed}");
+    assert!(printed.contains("curl"), "{printed}");
+    assert!(printed.contains(&format!("--data-dir {}", data_dir.display())), "{printed}");
+
+    let secret = data_dir.join("hs256.secret");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the generated secret is private");
+    for file in ["control.db", "shop.db", "shop_prod.db"] {
+        assert!(data_dir.join(file).exists(), "{file} created");
+    }
+
+    let token = token(&data_dir);
+    let customers = count_customers(&first.http, &token).await;
+    assert!(customers >= 200);
+    let secret_before = std::fs::read(&secret).unwrap();
+    drop(first);
+
+    let second = serve(&data_dir);
+    assert_eq!(std::fs::read(&secret).unwrap(), secret_before, "secret kept");
+    assert_eq!(count_customers(&second.http, &token).await, customers, "data kept; old token valid");
+}
+
+#[test]
+fn token_without_a_secret_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(&["token", "--sub", "ada", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("gatehouse serve"), "{stderr}");
+}
+
+#[test]
+fn token_rejects_bad_arguments() {
+    for args in [
+        &["token", "--sub", "ada", "--kind", "robot"][..],
+        &["token", "--sub", "ada", "--ttl", "1w"][..],
+        &["token", "--sub", "", "--ttl", "1h"][..],
+    ] {
+        let out = gatehouse(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn token_refuses_to_sign_for_public_key_configurations() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(&config, "[auth]\njwks_url = \"http://127.0.0.1:9/jwks\"\n").unwrap();
+    let out = gatehouse(&["token", "--sub", "ada", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HS256"));
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(&config, "[[datasources]]\nname = \"a\"\nenvironment = \"dev\"\nurl = \"sqlite://a.db\"\nmax_rows = -5\n").unwrap();
+    let out = gatehouse(&["serve", "--config", config.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("datasources[0].max_rows"), "{stderr}");
+}
+
+#[test]
+fn example_configuration_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gatehouse.toml");
+    gatehouse::config::Config::load(Some(&example), Vec::new()).expect("examples/gatehouse.toml loads");
+}
+
+/// The checked-in OpenAPI document is what the code generates; regenerate it with
+/// `cargo run -- openapi > openapi/gatehouse.json`.
+#[test]
+fn checked_in_openapi_is_current() {
+    let out = gatehouse(&["openapi"]);
+    assert!(out.status.success());
+    let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/gatehouse.json");
+    let checked_in: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).expect("openapi/gatehouse.json exists"),
+    )
+    .unwrap();
+    assert!(
+        generated == checked_in,
+        "openapi/gatehouse.json is stale: run `cargo run -- openapi > openapi/gatehouse.json`"
+    );
+}
