@@ -73,11 +73,12 @@ end_step() {
     fi
 }
 
+# step LABEL [DETAIL]: starts a timed step; LABEL names it in the closing summary.
 step() {
     end_step ""
     step_name="$1"
     step_started="$(now_us)"
-    printf '\n==> %s\n' "$1"
+    printf '\n==> %s\n' "$1${2:+: $2}"
 }
 
 print_summary() {
@@ -240,7 +241,7 @@ start_redis() {
 # ---------------------------------------------------------------------------------------
 # Set-up: services
 
-step "services: PostgreSQL, MariaDB, Redis"
+step services "PostgreSQL, MariaDB, Redis"
 
 # service name | URL | standard port | readiness check | start function | server binary | packages
 services=(
@@ -306,7 +307,7 @@ done
 # ---------------------------------------------------------------------------------------
 # Set-up: the accounts the tests log in with
 
-step "test accounts"
+step accounts "$TEST_USER on PostgreSQL and MariaDB"
 
 postgres_role_sql="DO \$\$
 BEGIN
@@ -398,7 +399,7 @@ info "Redis: no account needed"
 # ---------------------------------------------------------------------------------------
 # Set-up: Rust tools (protoc is not needed: build.rs compiles protos in pure Rust)
 
-step "rust tools"
+step tools "cargo, rustfmt, clippy, cargo-nextest"
 
 if [[ -d "$HOME/.cargo/bin" ]] && [[ ":$PATH:" != *":$HOME/.cargo/bin:"* ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
@@ -434,11 +435,11 @@ fi
 # ---------------------------------------------------------------------------------------
 # Checks and tests, stopping at the first failure
 
-step "cargo fmt --all -- --check"
+step fmt "cargo fmt --all -- --check"
 cargo fmt --all -- --check </dev/null
 
-step "cargo clippy --workspace --all-targets --locked -- -D warnings"
+step clippy "cargo clippy --workspace --all-targets --locked -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings </dev/null
 
-step "cargo nextest run --workspace --locked --no-fail-fast"
+step tests "cargo nextest run --workspace --locked --no-fail-fast"
 cargo nextest run --workspace --locked --no-fail-fast </dev/null

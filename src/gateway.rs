@@ -244,7 +244,7 @@ impl Gateway {
                 error: result.err().map(|e| e.to_string()),
             }
         }));
-        let (store, mut datasources) = futures::join!(store, datasources);
+        let (store, mut datasources) = tokio::join!(store, datasources);
         datasources.insert(0, store);
         datasources
     }

@@ -87,7 +87,7 @@ fn param(index: usize, value: proto::Value) -> Result<Param, Status> {
     })
 }
 
-fn value(value: Value) -> proto::Value {
+fn to_proto(value: Value) -> proto::Value {
     let kind = match value {
         Value::Null => Kind::NullValue(proto::NullValue::NullValue as i32),
         Value::Bool(b) => Kind::BoolValue(b),
@@ -107,7 +107,7 @@ fn value(value: Value) -> proto::Value {
         Value::Json(j) => Kind::JsonValue(j.to_string()),
         Value::Interval(s) => Kind::IntervalValue(s),
         Value::Array(items) => Kind::ArrayValue(proto::ValueList {
-            values: items.into_iter().map(value).collect(),
+            values: items.into_iter().map(to_proto).collect(),
         }),
     };
     proto::Value { kind: Some(kind) }
@@ -155,7 +155,7 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
                 .rows
                 .into_iter()
                 .map(|row| proto::Row {
-                    values: row.into_iter().map(value).collect(),
+                    values: row.into_iter().map(to_proto).collect(),
                 })
                 .collect(),
             truncated: result.truncated,

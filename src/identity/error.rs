@@ -67,7 +67,7 @@ pub enum IdentityError {
     #[error("cannot sign the token: {0}")]
     Sign(#[source] jsonwebtoken::errors::Error),
     #[error("cannot read random bytes from the operating system: {0}")]
-    Random(#[source] getrandom::Error),
+    Random(getrandom::Error),
 }
 
 /// Why one request's token was refused. Every message is safe to return to the caller.

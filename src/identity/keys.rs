@@ -6,9 +6,7 @@
 //! secret takes HS256/384/512, an RSA key RS*/PS*, a P-256 key ES256, a P-384 key ES384,
 //! an Ed25519 key EdDSA, and a JWK that declares `alg` only that one.
 
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::error::AuthError;
@@ -102,7 +100,12 @@ impl VerifyKey {
                 let alg = match ec_algorithm(&key) {
                     Some(Algorithm::ES256) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
                     Some(Algorithm::ES384) if ec.curve == EllipticCurve::P384 => Algorithm::ES384,
-                    _ => return Err(format!("unsupported or inconsistent EC key ({:?})", ec.curve)),
+                    _ => {
+                        return Err(format!(
+                            "unsupported or inconsistent EC key ({:?})",
+                            ec.curve
+                        ));
+                    }
                 };
                 (key, vec![alg])
             }
@@ -196,7 +199,11 @@ mod tests {
 
     #[test]
     fn private_and_garbage_pems_are_refused() {
-        for private in ["rsa_private.pem", "ec_p256_private.pem", "ed25519_private.pem"] {
+        for private in [
+            "rsa_private.pem",
+            "ec_p256_private.pem",
+            "ed25519_private.pem",
+        ] {
             let err = VerifyKey::from_public_pem(&fixture(private)).err().unwrap();
             assert!(err.contains("private key"), "{private}: {err}");
         }

@@ -42,7 +42,9 @@ pub(crate) fn mint_hs256_at(
     now: u64,
 ) -> Result<String, IdentityError> {
     if req.sub.is_empty() {
-        return Err(IdentityError::InvalidTokenRequest("the subject (sub) is empty"));
+        return Err(IdentityError::InvalidTokenRequest(
+            "the subject (sub) is empty",
+        ));
     }
     let ttl = req.ttl.as_secs();
     if ttl == 0 {

@@ -107,7 +107,12 @@ impl Principal {
         let sub = match claims.get("sub") {
             None => return Err(AuthError::MissingClaim("sub".to_owned())),
             Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
-            Some(_) => return Err(AuthError::invalid_claim("sub", "must be a non-empty string")),
+            Some(_) => {
+                return Err(AuthError::invalid_claim(
+                    "sub",
+                    "must be a non-empty string",
+                ));
+            }
         };
         let kind = match claims.get(kind_claim) {
             None => PrincipalKind::Human,
@@ -167,7 +172,11 @@ mod tests {
 
     #[test]
     fn kind_parses_only_the_three_lowercase_words() {
-        for kind in [PrincipalKind::Human, PrincipalKind::Agent, PrincipalKind::Service] {
+        for kind in [
+            PrincipalKind::Human,
+            PrincipalKind::Agent,
+            PrincipalKind::Service,
+        ] {
             assert_eq!(kind.as_str().parse::<PrincipalKind>().unwrap(), kind);
             assert_eq!(kind.to_string(), kind.as_str());
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
@@ -201,16 +210,46 @@ mod tests {
     fn wrong_shapes_are_refused() {
         let cases = [
             (json!({}), AuthError::MissingClaim("sub".into())),
-            (json!({"sub": ""}), AuthError::invalid_claim("sub", "must be a non-empty string")),
-            (json!({"sub": 7}), AuthError::invalid_claim("sub", "must be a non-empty string")),
-            (json!({"sub": "a", "kind": "admin"}), AuthError::invalid_claim("kind", KIND_EXPECTED)),
-            (json!({"sub": "a", "kind": null}), AuthError::invalid_claim("kind", KIND_EXPECTED)),
-            (json!({"sub": "a", "groups": 42}), AuthError::invalid_claim("groups", GROUPS_EXPECTED)),
-            (json!({"sub": "a", "groups": ["a", 1]}), AuthError::invalid_claim("groups", GROUPS_EXPECTED)),
-            (json!({"sub": "a", "groups": {"a": 1}}), AuthError::invalid_claim("groups", GROUPS_EXPECTED)),
-            (json!({"sub": "a", "act": "bob"}), AuthError::invalid_claim("act", ACT_EXPECTED)),
-            (json!({"sub": "a", "act": {"name": "bob"}}), AuthError::invalid_claim("act", ACT_EXPECTED)),
-            (json!({"sub": "a", "act": {"sub": ""}}), AuthError::invalid_claim("act", ACT_EXPECTED)),
+            (
+                json!({"sub": ""}),
+                AuthError::invalid_claim("sub", "must be a non-empty string"),
+            ),
+            (
+                json!({"sub": 7}),
+                AuthError::invalid_claim("sub", "must be a non-empty string"),
+            ),
+            (
+                json!({"sub": "a", "kind": "admin"}),
+                AuthError::invalid_claim("kind", KIND_EXPECTED),
+            ),
+            (
+                json!({"sub": "a", "kind": null}),
+                AuthError::invalid_claim("kind", KIND_EXPECTED),
+            ),
+            (
+                json!({"sub": "a", "groups": 42}),
+                AuthError::invalid_claim("groups", GROUPS_EXPECTED),
+            ),
+            (
+                json!({"sub": "a", "groups": ["a", 1]}),
+                AuthError::invalid_claim("groups", GROUPS_EXPECTED),
+            ),
+            (
+                json!({"sub": "a", "groups": {"a": 1}}),
+                AuthError::invalid_claim("groups", GROUPS_EXPECTED),
+            ),
+            (
+                json!({"sub": "a", "act": "bob"}),
+                AuthError::invalid_claim("act", ACT_EXPECTED),
+            ),
+            (
+                json!({"sub": "a", "act": {"name": "bob"}}),
+                AuthError::invalid_claim("act", ACT_EXPECTED),
+            ),
+            (
+                json!({"sub": "a", "act": {"sub": ""}}),
+                AuthError::invalid_claim("act", ACT_EXPECTED),
+            ),
         ];
         for (claims, expected) in cases {
             assert_eq!(read(claims.clone()).unwrap_err(), expected, "{claims}");

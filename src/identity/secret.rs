@@ -54,7 +54,8 @@ impl fmt::Debug for HsSecret {
 pub fn ensure_data_dir_secret(data_dir: &Path) -> Result<HsSecret, IdentityError> {
     let path = data_dir_secret_path(data_dir);
     match read_secret_file(&path) {
-        Err(IdentityError::ReadSecret { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+        Err(IdentityError::ReadSecret { source, .. })
+            if source.kind() == io::ErrorKind::NotFound => {}
         other => return other,
     }
     fs::create_dir_all(data_dir).map_err(|source| IdentityError::DataDir {
@@ -107,7 +108,9 @@ pub fn signing_secret(auth: &AuthConfig, data_dir: &Path) -> Result<HsSecret, Id
         KeySource::DataDir => {
             let path = data_dir_secret_path(data_dir);
             read_secret_file(&path).map_err(|error| match error {
-                IdentityError::ReadSecret { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                IdentityError::ReadSecret { source, .. }
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
                     IdentityError::NoDataDirSecret {
                         path,
                         dir: data_dir.to_owned(),
@@ -181,7 +184,11 @@ mod tests {
         }
         let second = ensure_data_dir_secret(&data_dir).unwrap();
         assert_eq!(first.as_bytes(), second.as_bytes());
-        assert_eq!(fs::read_to_string(&path).unwrap(), text, "the file must not be rewritten");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            text,
+            "the file must not be rewritten"
+        );
     }
 
     #[test]
@@ -189,7 +196,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(data_dir_secret_path(dir.path()), "\n").unwrap();
         let err = ensure_data_dir_secret(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("hs256.secret") && err.contains("empty"), "{err}");
+        assert!(
+            err.contains("hs256.secret") && err.contains("empty"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -199,7 +209,10 @@ mod tests {
             hs256_secret: Some("  configured \n".into()),
             ..AuthConfig::default()
         };
-        assert_eq!(signing_secret(&from_config, dir.path()).unwrap().as_bytes(), b"configured");
+        assert_eq!(
+            signing_secret(&from_config, dir.path()).unwrap().as_bytes(),
+            b"configured"
+        );
 
         let file = dir.path().join("secret.txt");
         fs::write(&file, "from-file\n").unwrap();
@@ -207,21 +220,32 @@ mod tests {
             hs256_secret_file: Some(file),
             ..AuthConfig::default()
         };
-        assert_eq!(signing_secret(&from_file, dir.path()).unwrap().as_bytes(), b"from-file");
+        assert_eq!(
+            signing_secret(&from_file, dir.path()).unwrap().as_bytes(),
+            b"from-file"
+        );
 
         let missing = AuthConfig {
             hs256_secret_file: Some(dir.path().join("nope")),
             ..AuthConfig::default()
         };
-        let err = signing_secret(&missing, dir.path()).unwrap_err().to_string();
-        assert!(err.contains("cannot read the HS256 secret file") && err.contains("nope"), "{err}");
+        let err = signing_secret(&missing, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot read the HS256 secret file") && err.contains("nope"),
+            "{err}"
+        );
 
         let empty = AuthConfig {
             hs256_secret: Some(" ".into()),
             ..AuthConfig::default()
         };
         let err = signing_secret(&empty, dir.path()).unwrap_err().to_string();
-        assert!(err.contains("auth.hs256_secret") && err.contains("empty"), "{err}");
+        assert!(
+            err.contains("auth.hs256_secret") && err.contains("empty"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -236,9 +260,15 @@ mod tests {
                 "no HS256 secret at {shown}/hs256.secret: run `gatehouse serve --data-dir {shown}` once to create one, or set auth.hs256_secret"
             )
         );
-        assert!(!data_dir_secret_path(dir.path()).exists(), "must not create the secret");
+        assert!(
+            !data_dir_secret_path(dir.path()).exists(),
+            "must not create the secret"
+        );
         let created = ensure_data_dir_secret(dir.path()).unwrap();
-        assert_eq!(signing_secret(&auth, dir.path()).unwrap().as_bytes(), created.as_bytes());
+        assert_eq!(
+            signing_secret(&auth, dir.path()).unwrap().as_bytes(),
+            created.as_bytes()
+        );
     }
 
     #[test]
@@ -256,13 +286,21 @@ mod tests {
             jwks_url: Some("https://idp.example/jwks".into()),
             ..AuthConfig::default()
         };
-        assert!(signing_secret(&jwks, dir.path()).unwrap_err().to_string().contains("auth.jwks_url"));
+        assert!(
+            signing_secret(&jwks, dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("auth.jwks_url")
+        );
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
         let secret = config_secret("hunter2-hunter2").unwrap();
         let shown = format!("{secret:?}");
-        assert!(shown.contains("<redacted>") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -94,13 +94,13 @@ impl ControlStore {
                    ('created_by_version', $2) ON CONFLICT (key) DO NOTHING";
         let result = match self {
             ControlStore::Sqlite(pool) => {
-                sqlx::query(sql).bind(&now).bind(version).execute(pool).await
+                sqlx::query(sql).bind(&now).bind(version).execute(pool).await.map(|_| ())
             }
             ControlStore::Postgres(pool) => {
-                sqlx::query(sql).bind(&now).bind(version).execute(pool).await
+                sqlx::query(sql).bind(&now).bind(version).execute(pool).await.map(|_| ())
             }
         };
-        result.map(|_| ()).map_err(|e| StoreError::Query(e.to_string()))
+        result.map_err(|e| StoreError::Query(e.to_string()))
     }
 
     /// When this store was created (RFC 3339).

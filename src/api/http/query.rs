@@ -32,7 +32,6 @@ pub struct QueryBody {
     /// booleans as booleans, `null` as NULL, arrays and objects as JSON. On PostgreSQL
     /// cast where the column type differs, e.g. `created_at > $1::timestamptz`.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub params: Vec<serde_json::Value>,
     /// Most rows to return. The datasource's own cap applies when it is lower or when
     /// this is omitted; `truncated` in the response says whether rows were left out.
@@ -72,7 +71,7 @@ pub struct QueryResponse {
     /// timestamps with time zone RFC 3339 in UTC, timestamps without time zone
     /// `YYYY-MM-DDTHH:MM:SS[.ffffff]` (no offset), UUIDs as strings, JSON as JSON,
     /// arrays as arrays, NULL as `null`.
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub rows: Vec<Vec<Value>>,
     /// Number of rows in `rows`.
     pub row_count: u64,

@@ -1,0 +1,455 @@
+//! MariaDB (and MySQL): pools, session setup, typed parameters, and decoding.
+//!
+//! `sqlx::query` runs as a server-side prepared statement (COM_STMT_PREPARE/EXECUTE),
+//! which accepts exactly one statement, and results come in the binary row format. Values
+//! are decoded by the column's protocol type and flags: signedness from the UNSIGNED flag,
+//! text or bytes from the collation (binary collation means bytes).
+
+use std::str::FromStr as _;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use sqlx::mysql::types::{MySqlTime, MySqlTimeSign};
+use sqlx::mysql::{
+    MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool,
+    MySqlPoolOptions, MySqlRow, MySqlTypeInfo,
+};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, Column as _, ConnectOptions as _, Decode, Executor as _, Row as _};
+use sqlx::{SqlSafeStr as _, Statement as _, Type, TypeInfo as _, ValueRef as _};
+
+use super::run::{Checkout, Failed, RowDecoder, collect, non_database_error, unavailable};
+use super::value::widen_f32;
+use super::{
+    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement,
+    Value, millis,
+};
+use crate::config::DatasourceConfig;
+
+/// ER_UNKNOWN_SYSTEM_VARIABLE: `max_statement_time` on MySQL, which calls it otherwise.
+const ER_UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
+/// ER_STATEMENT_TIMEOUT (MariaDB `max_statement_time`).
+const ER_STATEMENT_TIMEOUT: u16 = 1969;
+/// ER_QUERY_TIMEOUT (MySQL `max_execution_time`).
+const ER_QUERY_TIMEOUT: u16 = 3024;
+/// ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION.
+const ER_READ_ONLY_TRANSACTION: u16 = 1792;
+
+pub(crate) struct MySqlPools {
+    read: MySqlPool,
+    write: MySqlPool,
+}
+
+impl MySqlPools {
+    pub fn new(config: &DatasourceConfig, settings: &PoolSettings) -> Result<MySqlPools, DatasourceError> {
+        let parse = |field: &'static str, url: &str| {
+            MySqlConnectOptions::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
+                datasource: config.name.to_string(),
+                field,
+                message: e.to_string(),
+            })
+        };
+        let write_options = parse("url", config.url.expose())?;
+        let read_options = match &config.read_url {
+            Some(url) => parse("read_url", url.expose())?,
+            None => write_options.clone(),
+        };
+        let options = |options: MySqlConnectOptions| {
+            options
+                // TIMESTAMP values are sent in the session time zone: UTC makes them
+                // instants (`TimestampTz`) rather than local wall-clock times.
+                .timezone(Some("+00:00".to_owned()))
+                // Keep the server's own meaning of `||` (OR unless the server's sql_mode
+                // says otherwise); sqlx would otherwise switch it to concatenation.
+                .pipes_as_concat(false)
+                // Caller SQL is arbitrary: caching prepared statements per text would keep
+                // up to 100 server-side statements per connection for one-off queries.
+                .statement_cache_capacity(0)
+                .disable_statement_logging()
+        };
+        let timeout_ms = millis(settings.timeout);
+        let pool = |options: MySqlConnectOptions, read_only: bool| {
+            MySqlPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.timeout)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move { set_up_session(conn, read_only, timeout_ms).await })
+                })
+                .connect_lazy_with(options)
+        };
+        Ok(MySqlPools {
+            read: pool(options(read_options), true),
+            write: pool(options(write_options), false),
+        })
+    }
+
+    pub async fn execute(&self, statement: &Statement<'_>) -> Result<QueryResult, ExecError> {
+        let timeout_ms = millis(statement.timeout);
+        let pool = match statement.access {
+            Access::Read => &self.read,
+            Access::Write => &self.write,
+        };
+        let conn = pool
+            .acquire()
+            .await
+            .map_err(|e| unavailable(statement.datasource, timeout_ms, &e))?;
+        let mut conn = Checkout::new(conn);
+        let query = query(statement.sql, statement.params);
+        let map_error = |e| map_error(statement.datasource, timeout_ms, e);
+        let collected = collect::<MySqlRow, MySqlDecoder, _>(
+            statement,
+            conn.fetch_many(query),
+            MySqlDecoder::start,
+            |done| done.rows_affected(),
+            map_error,
+        )
+        .await;
+        let collected = match collected {
+            Ok(collected) => collected,
+            Err(Failed { error, reusable }) => {
+                if reusable {
+                    conn.reusable();
+                }
+                return Err(error);
+            }
+        };
+        let columns = match collected.columns.clone() {
+            Some(columns) => {
+                if collected.complete {
+                    conn.reusable();
+                }
+                columns
+            }
+            None => {
+                let described = describe(&mut conn, statement.sql).await;
+                if described.is_ok() {
+                    conn.reusable();
+                }
+                described.unwrap_or_default()
+            }
+        };
+        Ok(collected.into_result(columns))
+    }
+}
+
+/// Runs once per new connection, so it costs nothing per statement. The read pool's
+/// sessions refuse writes (`SET SESSION TRANSACTION READ ONLY` applies to every later
+/// transaction, autocommit statements included); both pools get the server-side timeout.
+async fn set_up_session(conn: &mut MySqlConnection, read_only: bool, timeout_ms: u64) -> Result<(), sqlx::Error> {
+    if read_only {
+        conn.execute(sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY")).await?;
+    }
+    let seconds = format!("{}.{:03}", timeout_ms / 1000, timeout_ms % 1000);
+    let mariadb = conn
+        .execute(sqlx::raw_sql(AssertSqlSafe(format!(
+            "SET SESSION max_statement_time = {seconds}"
+        ))))
+        .await;
+    match mariadb {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e))
+            if e.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number)
+                == Some(ER_UNKNOWN_SYSTEM_VARIABLE) =>
+        {
+            // MySQL: milliseconds, and for SELECT only.
+            conn.execute(sqlx::raw_sql(AssertSqlSafe(format!(
+                "SET SESSION max_execution_time = {timeout_ms}"
+            ))))
+            .await
+            .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The statement with every parameter bound by its type. MariaDB has no boolean or JSON
+/// parameter type: booleans go as TINYINT 1/0, JSON as its text.
+fn query(sql: &str, params: &[Param]) -> Query<'static, MySql, MySqlArguments> {
+    params.iter().fold(
+        sqlx::query(AssertSqlSafe(sql.to_owned())).persistent(false),
+        |query, param| match param {
+            Param::Null => query.bind(Option::<String>::None),
+            Param::Bool(b) => query.bind(*b),
+            Param::Int(v) => query.bind(*v),
+            Param::Float(v) => query.bind(*v),
+            Param::Text(s) => query.bind(s.as_str()),
+            Param::Json(j) => query.bind(j.to_string()),
+        },
+    )
+}
+
+/// The columns of a statement that returned no row, from preparing it again (nothing
+/// runs; with the statement cache off sqlx closes it right away).
+async fn describe(conn: &mut MySqlConnection, sql: &str) -> Result<Vec<Column>, ()> {
+    let prepared = conn
+        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await
+        .map_err(|error| tracing::debug!(%error, "describe failed"))?;
+    Ok(prepared
+        .columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_owned(),
+            type_name: plan(c.type_info()).0,
+        })
+        .collect())
+}
+
+fn map_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError {
+    let sqlx::Error::Database(db) = error else {
+        return non_database_error(datasource, timeout_ms, error);
+    };
+    let number = db.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number);
+    match number {
+        Some(ER_STATEMENT_TIMEOUT | ER_QUERY_TIMEOUT) => ExecError::Timeout { after_ms: timeout_ms },
+        Some(ER_READ_ONLY_TRANSACTION) => ExecError::ReadOnly,
+        _ => ExecError::Database {
+            message: db.message().to_owned(),
+            code: db.code().map(|c| c.into_owned()),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Null,
+    Signed,
+    Unsigned,
+    /// `BIGINT UNSIGNED`: may exceed `i64`.
+    BigUnsigned,
+    Float,
+    Double,
+    Decimal,
+    Text,
+    Bytes,
+    Json,
+    Date,
+    Time,
+    Datetime,
+    Timestamp,
+    Year,
+    Bit,
+}
+
+/// The caller-facing type name of a column and how to decode it (`None`: unsupported).
+fn plan(type_info: &MySqlTypeInfo) -> (String, Option<Kind>) {
+    let unsigned = <u64 as Type<MySql>>::compatible(type_info);
+    let textual = <String as Type<MySql>>::compatible(type_info);
+    let name = type_info.name();
+    let integer = |base: &str| {
+        if unsigned {
+            (format!("{base} unsigned"), Some(Kind::Unsigned))
+        } else {
+            (base.to_owned(), Some(Kind::Signed))
+        }
+    };
+    // A string column with a `_bin` collation carries the BINARY flag, so sqlx names it
+    // like its binary sibling; the collation tells the two apart.
+    let stringish = |text_name: &str, binary_name: &str| {
+        if textual {
+            (text_name.to_owned(), Some(Kind::Text))
+        } else {
+            (binary_name.to_owned(), Some(Kind::Bytes))
+        }
+    };
+    match name {
+        // MariaDB has no boolean type: BOOLEAN is TINYINT(1), and its values are integers.
+        "BOOLEAN" | "TINYINT" | "TINYINT UNSIGNED" => integer("tinyint"),
+        "SMALLINT" | "SMALLINT UNSIGNED" => integer("smallint"),
+        "MEDIUMINT" | "MEDIUMINT UNSIGNED" => integer("mediumint"),
+        "INT" | "INT UNSIGNED" => integer("int"),
+        "BIGINT" => ("bigint".to_owned(), Some(Kind::Signed)),
+        "BIGINT UNSIGNED" => ("bigint unsigned".to_owned(), Some(Kind::BigUnsigned)),
+        "FLOAT" => ("float".to_owned(), Some(Kind::Float)),
+        "DOUBLE" => ("double".to_owned(), Some(Kind::Double)),
+        "DECIMAL" => ("decimal".to_owned(), Some(Kind::Decimal)),
+        "CHAR" | "BINARY" => stringish("char", "binary"),
+        "VARCHAR" | "VARBINARY" => stringish("varchar", "varbinary"),
+        "TINYTEXT" | "TINYBLOB" => stringish("tinytext", "tinyblob"),
+        "TEXT" | "BLOB" => stringish("text", "blob"),
+        "MEDIUMTEXT" | "MEDIUMBLOB" => stringish("mediumtext", "mediumblob"),
+        "LONGTEXT" | "LONGBLOB" => stringish("longtext", "longblob"),
+        "ENUM" => ("enum".to_owned(), Some(Kind::Text)),
+        "SET" => ("set".to_owned(), Some(Kind::Text)),
+        // MySQL's JSON type; MariaDB's JSON is LONGTEXT and arrives as text.
+        "JSON" => ("json".to_owned(), Some(Kind::Json)),
+        "DATE" => ("date".to_owned(), Some(Kind::Date)),
+        "TIME" => ("time".to_owned(), Some(Kind::Time)),
+        "DATETIME" => ("datetime".to_owned(), Some(Kind::Datetime)),
+        "TIMESTAMP" => ("timestamp".to_owned(), Some(Kind::Timestamp)),
+        "YEAR" => ("year".to_owned(), Some(Kind::Year)),
+        "BIT" => ("bit".to_owned(), Some(Kind::Bit)),
+        "NULL" => ("null".to_owned(), Some(Kind::Null)),
+        other => (other.to_lowercase(), None),
+    }
+}
+
+struct MySqlDecoder {
+    columns: Vec<(String, String, Option<Kind>)>,
+}
+
+impl MySqlDecoder {
+    fn start(first: &MySqlRow) -> Result<(Vec<Column>, Self), ExecError> {
+        let columns: Vec<(String, String, Option<Kind>)> = first
+            .columns()
+            .iter()
+            .map(|c| {
+                let (type_name, decode) = plan(c.type_info());
+                (c.name().to_owned(), type_name, decode)
+            })
+            .collect();
+        let public = columns
+            .iter()
+            .map(|(name, type_name, _)| Column {
+                name: name.clone(),
+                type_name: type_name.clone(),
+            })
+            .collect();
+        Ok((public, MySqlDecoder { columns }))
+    }
+}
+
+impl RowDecoder<MySqlRow> for MySqlDecoder {
+    fn decode(&mut self, row: &MySqlRow) -> Result<Vec<Value>, ExecError> {
+        let mut values = Vec::with_capacity(self.columns.len());
+        for (i, (name, type_name, decode)) in self.columns.iter().enumerate() {
+            let unsupported = || ExecError::UnsupportedType {
+                column: name.clone(),
+                type_name: type_name.clone(),
+            };
+            let raw = row.try_get_raw(i).map_err(|_| unsupported())?;
+            // Also true for the zero dates '0000-00-00' and '0000-00-00 00:00:00', which
+            // are no date: they come back as null.
+            if raw.is_null() {
+                values.push(Value::Null);
+                continue;
+            }
+            let decode = decode.ok_or_else(unsupported)?;
+            let value = decode.value(raw).map_err(|error| {
+                tracing::debug!(column = %name, %type_name, %error, "cannot decode value");
+                unsupported()
+            })?;
+            values.push(value);
+        }
+        Ok(values)
+    }
+}
+
+impl Kind {
+    fn value(self, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Value, sqlx::error::BoxDynError> {
+        Ok(match self {
+            Kind::Null => Value::Null,
+            Kind::Date => Value::Date(<NaiveDate as Decode<MySql>>::decode(raw)?),
+            Kind::Datetime => Value::Timestamp(<NaiveDateTime as Decode<MySql>>::decode(raw)?),
+            Kind::Timestamp => Value::TimestampTz(<DateTime<Utc> as Decode<MySql>>::decode(raw)?),
+            Kind::Time => time(<MySqlTime as Decode<MySql>>::decode(raw)?),
+            other => other.decode_bytes(<&[u8] as Decode<MySql>>::decode(raw)?)?,
+        })
+    }
+
+    /// Fixed-size numbers are little-endian in the binary row format; decimals, strings,
+    /// blobs and BIT values are length-prefixed byte strings (the prefix already removed).
+    fn decode_bytes(self, bytes: &[u8]) -> Result<Value, String> {
+        Ok(match self {
+            Kind::Signed => Value::Int(little_endian(bytes, true)?),
+            Kind::Unsigned => Value::Int(little_endian(bytes, false)?),
+            Kind::BigUnsigned => Value::UInt(u64::from_le_bytes(fixed(bytes)?)),
+            Kind::Year => Value::Int(i64::from(u16::from_le_bytes(fixed(bytes)?))),
+            Kind::Float => Value::Float(widen_f32(f32::from_le_bytes(fixed(bytes)?))),
+            Kind::Double => Value::Float(f64::from_le_bytes(fixed(bytes)?)),
+            Kind::Decimal => Value::Decimal(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?),
+            Kind::Text => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?),
+            Kind::Bytes => Value::Bytes(bytes.to_vec()),
+            Kind::Json => {
+                let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+                serde_json::from_str(text).map_or_else(|_| Value::Text(text.to_owned()), Value::Json)
+            }
+            // BIT(M), M ≤ 64: big-endian bits, returned as an unsigned integer.
+            Kind::Bit => {
+                if bytes.len() > 8 {
+                    return Err(format!("BIT value of {} bytes", bytes.len()));
+                }
+                Value::UInt(bytes.iter().fold(0_u64, |acc, b| acc << 8 | u64::from(*b)))
+            }
+            Kind::Null | Kind::Date | Kind::Time | Kind::Datetime | Kind::Timestamp => {
+                return Err("not a byte-string type".to_owned());
+            }
+        })
+    }
+}
+
+fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], String> {
+    bytes
+        .try_into()
+        .map_err(|_| format!("expected {N} bytes, got {}", bytes.len()))
+}
+
+/// A 1, 2, 4 or 8-byte little-endian integer (MEDIUMINT travels in 4 bytes).
+fn little_endian(bytes: &[u8], signed: bool) -> Result<i64, String> {
+    Ok(match (bytes.len(), signed) {
+        (1, true) => i64::from(i8::from_le_bytes(fixed(bytes)?)),
+        (1, false) => i64::from(u8::from_le_bytes(fixed(bytes)?)),
+        (2, true) => i64::from(i16::from_le_bytes(fixed(bytes)?)),
+        (2, false) => i64::from(u16::from_le_bytes(fixed(bytes)?)),
+        (4, true) => i64::from(i32::from_le_bytes(fixed(bytes)?)),
+        (4, false) => i64::from(u32::from_le_bytes(fixed(bytes)?)),
+        (8, true) => i64::from_le_bytes(fixed(bytes)?),
+        (8, false) => i64::try_from(u64::from_le_bytes(fixed(bytes)?)).map_err(|e| e.to_string())?,
+        (n, _) => return Err(format!("integer of {n} bytes")),
+    })
+}
+
+/// MariaDB `TIME` is a duration from -838:59:59 to 838:59:59: a time of day when it is
+/// one, else `[-]HHH:MM:SS[.ffffff]` as MariaDB prints it.
+fn time(time: MySqlTime) -> Value {
+    if time.is_valid_time_of_day()
+        && let Some(t) = chrono::NaiveTime::from_hms_micro_opt(
+            time.hours(),
+            u32::from(time.minutes()),
+            u32::from(time.seconds()),
+            time.microseconds(),
+        )
+    {
+        return Value::Time(t);
+    }
+    let sign = if time.sign() == MySqlTimeSign::Negative { "-" } else { "" };
+    let mut text = format!(
+        "{sign}{:02}:{:02}:{:02}",
+        time.hours(),
+        time.minutes(),
+        time.seconds()
+    );
+    if time.microseconds() != 0 {
+        text.push_str(&format!(".{:06}", time.microseconds()));
+    }
+    Value::Interval(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_by_width_and_sign() {
+        assert_eq!(little_endian(&[0xff], true).unwrap(), -1);
+        assert_eq!(little_endian(&[0xff], false).unwrap(), 255);
+        assert_eq!(little_endian(&[0xff, 0xff, 0xff, 0x7f], true).unwrap(), i64::from(i32::MAX));
+        assert_eq!(little_endian(&[0xff; 4], false).unwrap(), i64::from(u32::MAX));
+        assert!(little_endian(&[0; 3], true).is_err());
+        assert_eq!(
+            Kind::BigUnsigned.decode_bytes(&[0xff; 8]).unwrap(),
+            Value::UInt(u64::MAX)
+        );
+        assert_eq!(Kind::Bit.decode_bytes(&[0x01, 0x02]).unwrap(), Value::UInt(0x0102));
+    }
+
+    #[test]
+    fn times_outside_a_day_are_intervals() {
+        let long = MySqlTime::new(MySqlTimeSign::Negative, 838, 59, 59, 0).unwrap();
+        assert_eq!(time(long), Value::Interval("-838:59:59".into()));
+        let day = MySqlTime::new(MySqlTimeSign::Positive, 13, 1, 2, 5).unwrap();
+        assert_eq!(
+            time(day),
+            Value::Time(chrono::NaiveTime::from_hms_micro_opt(13, 1, 2, 5).unwrap())
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! Driver-neutral execution: reading a result stream up to the row cap, and keeping a
+//! pooled connection only when it is known to be clean.
+
+use futures::{Stream, StreamExt as _};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Either};
+
+use super::{Access, Column, ExecError, Statement, Value};
+
+/// A pooled connection that is closed, not returned to the pool, unless the execution
+/// marks it [`reusable`](Checkout::reusable).
+///
+/// A connection dropped halfway through a statement (client deadline, a caller that went
+/// away, a row we could not decode, a result cut at the row cap) still has the rest of the
+/// result on its socket. The drivers would drain it on next use, which for a cut
+/// five-million-row result means streaming it all to nobody while the next caller waits.
+/// Closing the socket makes the server abandon the statement instead.
+pub(crate) struct Checkout<DB: Database> {
+    conn: PoolConnection<DB>,
+    reusable: bool,
+}
+
+impl<DB: Database> Checkout<DB> {
+    pub fn new(conn: PoolConnection<DB>) -> Self {
+        Checkout {
+            conn,
+            reusable: false,
+        }
+    }
+
+    /// The connection is idle and in a known state: give it back to the pool.
+    pub fn reusable(&mut self) {
+        self.reusable = true;
+    }
+}
+
+impl<DB: Database> std::ops::Deref for Checkout<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl<DB: Database> std::ops::DerefMut for Checkout<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl<DB: Database> Drop for Checkout<DB> {
+    fn drop(&mut self) {
+        if !self.reusable {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Decodes the rows of one result; made from its first row, which carries the columns.
+pub(crate) trait RowDecoder<R> {
+    fn decode(&mut self, row: &R) -> Result<Vec<Value>, ExecError>;
+}
+
+/// What a read of the result stream produced.
+pub(crate) struct Collected {
+    /// `None` when no row arrived: the driver then asks the database for the columns.
+    pub columns: Option<Vec<Column>>,
+    pub rows: Vec<Vec<Value>>,
+    pub truncated: bool,
+    pub rows_affected: u64,
+    /// The stream was read to its end, so the connection is idle again.
+    pub complete: bool,
+}
+
+/// A failure while reading a result, and whether the connection survived it.
+pub(crate) struct Failed {
+    pub error: ExecError,
+    /// A database error ends the statement cleanly; anything else (I/O, a row we could
+    /// not decode) leaves the connection in an unknown state.
+    pub reusable: bool,
+}
+
+/// Reads rows until `max_rows`, then one more to learn whether the result was cut.
+///
+/// On the write pool a cut result is still read to its end (and discarded): dropping a
+/// `DELETE … RETURNING` halfway would abort it on PostgreSQL, so the caller would hold
+/// rows of a change that never happened. Reads stop at once.
+pub(crate) async fn collect<R, D, Q>(
+    statement: &Statement<'_>,
+    stream: impl Stream<Item = Result<Either<Q, R>, sqlx::Error>>,
+    start: impl FnOnce(&R) -> Result<(Vec<Column>, D), ExecError>,
+    rows_affected: impl Fn(&Q) -> u64,
+    map_error: impl Fn(sqlx::Error) -> ExecError,
+) -> Result<Collected, Failed>
+where
+    D: RowDecoder<R>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let max_rows = usize::try_from(statement.max_rows).unwrap_or(usize::MAX);
+    let drain = statement.access == Access::Write;
+    let mut collected = Collected {
+        columns: None,
+        rows: Vec::new(),
+        truncated: false,
+        rows_affected: 0,
+        complete: false,
+    };
+    let mut start = Some(start);
+    let mut decoder: Option<D> = None;
+    while let Some(item) = stream.next().await {
+        let item = item.map_err(|e| {
+            let reusable = matches!(e, sqlx::Error::Database(_));
+            Failed {
+                error: map_error(e),
+                reusable,
+            }
+        })?;
+        let row = match item {
+            Either::Left(done) => {
+                collected.rows_affected = collected.rows_affected.saturating_add(rows_affected(&done));
+                continue;
+            }
+            Either::Right(row) => row,
+        };
+        if collected.truncated {
+            continue; // draining a write's result
+        }
+        if collected.rows.len() >= max_rows {
+            collected.truncated = true;
+            if drain {
+                continue;
+            }
+            return Ok(collected);
+        }
+        let decoder = match &mut decoder {
+            Some(decoder) => decoder,
+            None => {
+                let start = start.take().ok_or_else(|| not_reusable(internal_error()))?;
+                let (columns, started) = start(&row).map_err(not_reusable)?;
+                collected.columns = Some(columns);
+                decoder.insert(started)
+            }
+        };
+        collected.rows.push(decoder.decode(&row).map_err(not_reusable)?);
+    }
+    collected.complete = true;
+    Ok(collected)
+}
+
+fn internal_error() -> ExecError {
+    ExecError::Database {
+        message: "internal error: result decoder missing".to_owned(),
+        code: None,
+    }
+}
+
+fn not_reusable(error: ExecError) -> Failed {
+    Failed {
+        error,
+        reusable: false,
+    }
+}
+
+impl Collected {
+    /// The result, once the columns are known.
+    pub fn into_result(self, columns: Vec<Column>) -> super::QueryResult {
+        let rows_affected = if columns.is_empty() {
+            self.rows_affected
+        } else {
+            0
+        };
+        super::QueryResult {
+            columns,
+            rows: self.rows,
+            truncated: self.truncated,
+            rows_affected,
+        }
+    }
+}
+
+/// A connection-level failure, worded for the caller: names the datasource and what went
+/// wrong, never the URL, host, user or password. The full error goes to the log.
+pub(crate) fn unavailable(datasource: &str, timeout_ms: u64, error: &sqlx::Error) -> ExecError {
+    tracing::warn!(datasource, error = %error, "datasource connection failed");
+    let reason = match error {
+        sqlx::Error::PoolTimedOut => format!(
+            "no connection became available within {timeout_ms} ms (the database may be down or overloaded)"
+        ),
+        sqlx::Error::PoolClosed => "the connection pool is shut down".to_owned(),
+        sqlx::Error::Io(e) => format!("cannot reach the database ({})", e.kind()),
+        sqlx::Error::Tls(_) => "the TLS handshake with the database failed".to_owned(),
+        sqlx::Error::Database(e) => match e.code().as_deref() {
+            Some("28P01" | "28000") => "the database refused the credentials".to_owned(),
+            Some("3D000") => "the database does not exist".to_owned(),
+            Some(code) => format!("the database refused the connection (code {code})"),
+            None => "the database refused the connection".to_owned(),
+        },
+        sqlx::Error::WorkerCrashed => "the database worker thread stopped".to_owned(),
+        _ => "the connection failed".to_owned(),
+    };
+    ExecError::Unavailable(format!("datasource `{datasource}` is unavailable: {reason}"))
+}
+
+/// Errors that are not the database's answer to the statement.
+pub(crate) fn non_database_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError {
+    match error {
+        sqlx::Error::Encode(e) => ExecError::InvalidParam {
+            index: 0,
+            message: e.to_string(),
+        },
+        sqlx::Error::InvalidArgument(message) => ExecError::InvalidParam { index: 0, message },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => unavailable(datasource, timeout_ms, &error),
+        other => {
+            tracing::warn!(datasource, error = %other, "unexpected driver error");
+            ExecError::Database {
+                message: format!("the database driver failed: {other}"),
+                code: None,
+            }
+        }
+    }
+}
