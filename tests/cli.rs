@@ -79,6 +79,9 @@ fn token(data_dir: &Path) -> String {
 }
 
 async fn count_customers(http: &str, token: &str) -> i64 {
+    // reqwest is built without a default TLS provider; the server process picks ring, and
+    // so does this client (plain HTTP here, but the client is built with TLS support).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let mut last_error = String::new();
     for _ in 0..50 {

@@ -88,16 +88,30 @@ impl PgPools {
             .await
             .map_err(|e| unavailable(statement.datasource, timeout_ms, &e))?;
         let mut conn = Checkout::new(conn);
-        let query = query(statement.sql, statement.params)?;
         let map_error = |e| map_error(statement.datasource, timeout_ms, e);
-        let collected = collect::<PgRow, PgDecoder, _>(
+        let mut collected = collect::<PgRow, PgDecoder, _>(
             statement,
-            conn.fetch_many(query),
+            conn.fetch_many(query(statement.sql, statement.params)?),
             PgDecoder::start,
             |done| done.rows_affected(),
             map_error,
         )
         .await;
+        if matches!(&collected, Err(Failed { error: ExecError::Database { code: Some(code), .. }, .. }) if code == "26000")
+        {
+            // The first time a connection meets a type it does not know (an enum, a domain),
+            // sqlx looks it up with a simple query between Parse and Bind, and a simple
+            // query discards the unnamed statement, so Bind fails with 26000 before anything
+            // ran. The type is cached on the connection now: run it once more.
+            collected = collect::<PgRow, PgDecoder, _>(
+                statement,
+                conn.fetch_many(query(statement.sql, statement.params)?),
+                PgDecoder::start,
+                |done| done.rows_affected(),
+                map_error,
+            )
+            .await;
+        }
         let collected = match collected {
             Ok(collected) => collected,
             Err(Failed { error, reusable }) => {
