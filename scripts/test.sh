@@ -211,6 +211,13 @@ start_postgres() {
         info "creating PostgreSQL cluster $version/main"
         pg_createcluster "$version" main </dev/null >/dev/null
     fi
+    local cluster_port
+    cluster_port="$(pg_lsclusters --no-header 2>/dev/null | awk -v v="$version" '$1 == v && $2 == "main" { print $3 }')"
+    if [[ -n "$cluster_port" ]] && [[ "$cluster_port" != 5432 ]]; then
+        die "PostgreSQL cluster $version/main is configured for port $cluster_port, not 5432." \
+            "Set \`port = 5432\` in /etc/postgresql/$version/main/postgresql.conf, or point" \
+            "GATEHOUSE_TEST_POSTGRES_URL at it (its role $TEST_USER is then yours to create)."
+    fi
     if pg_ctlcluster "$version" main status >/dev/null 2>&1; then
         info "PostgreSQL $version/main: running, waiting for it to accept connections"
         return

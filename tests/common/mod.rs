@@ -184,3 +184,12 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     );
     request
 }
+
+/// A `[[datasources]]` TOML block for a test database; `extra` adds keys such as
+/// `statement_timeout_ms = 300`.
+pub fn datasource_toml(name: &str, environment: &str, db: &db::TestDb, extra: &str) -> String {
+    format!(
+        "[[datasources]]\nname = \"{name}\"\nenvironment = \"{environment}\"\nurl = \"{}\"\nmax_connections = 2\n{extra}\n",
+        db.url
+    )
+}
