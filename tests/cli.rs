@@ -198,3 +198,33 @@ fn checked_in_openapi_is_current() {
         "openapi/gatehouse.json is stale: run `cargo run -- openapi > openapi/gatehouse.json`"
     );
 }
+
+/// examples/clients/query.py works against the real server, rows and problems alike.
+#[tokio::test]
+async fn python_client_example_runs() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        panic!("python3 is needed for the client example test");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path());
+    let token = token(dir.path());
+    count_customers(&served.http, &token).await; // waits until it answers
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clients/query.py");
+    let run = |args: &[&str]| {
+        Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .env("GATEHOUSE_URL", &served.http)
+            .env("GATEHOUSE_TOKEN", &token)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["shop", "SELECT id, status FROM orders WHERE id < ? ORDER BY id", "4"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 4, "header and three rows: {stdout}");
+    assert!(stdout.starts_with("id\tstatus"));
+    let refused = run(&["shop", "DELETE FROM orders"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403 forbidden"));
+}

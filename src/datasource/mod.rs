@@ -184,7 +184,7 @@ pub enum ExecError {
     #[error("{0}")]
     Unavailable(String),
     #[error(
-        "column `{column}` has type `{type_name}`, which Gatehouse does not return as a typed value; cast it to text in the query (PostgreSQL/SQLite: `CAST({column} AS TEXT)` or `{column}::text`, MariaDB: `CAST({column} AS CHAR)`)"
+        "column `{column}` has type `{type_name}`, which Gatehouse does not return as a typed value; cast it to text in the query (PostgreSQL: `{column}::text`, MariaDB: `CAST({column} AS CHAR)`, SQLite: `CAST({column} AS TEXT)`)"
     )]
     UnsupportedType { column: String, type_name: String },
     /// `index` is 1-based, like `$1`.

@@ -204,11 +204,27 @@ pub(crate) fn unavailable(datasource: &str, timeout_ms: u64, error: &sqlx::Error
 /// Errors that are not the database's answer to the statement.
 pub(crate) fn non_database_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError {
     match error {
-        sqlx::Error::Encode(e) => ExecError::InvalidParam {
-            index: 0,
-            message: e.to_string(),
-        },
-        sqlx::Error::InvalidArgument(message) => ExecError::InvalidParam { index: 0, message },
+        sqlx::Error::Encode(e) => {
+            let message = e.to_string();
+            ExecError::InvalidParam {
+                index: argument_number(&message).unwrap_or(1),
+                message,
+            }
+        }
+        sqlx::Error::Protocol(message) if message.contains("parameters were provided") => {
+            // MariaDB: sqlx compares the placeholders with the parameters before executing.
+            let counts: Vec<usize> = message
+                .split_whitespace()
+                .filter_map(|word| word.parse().ok())
+                .collect();
+            match counts.as_slice() {
+                [expected, given] => ExecError::InvalidParam {
+                    index: expected.min(given) + 1,
+                    message: format!("the statement has {expected} parameters but {given} were given"),
+                },
+                _ => ExecError::InvalidParam { index: 1, message },
+            }
+        }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
@@ -223,4 +239,11 @@ pub(crate) fn non_database_error(datasource: &str, timeout_ms: u64, error: sqlx:
             }
         }
     }
+}
+
+/// `N` in sqlx's "Encoding argument $N failed: …".
+fn argument_number(message: &str) -> Option<usize> {
+    let rest = message.split_once('$')?.1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }

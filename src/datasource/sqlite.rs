@@ -96,7 +96,7 @@ impl SqlitePools {
                 .map_err(|e| unavailable(statement.datasource, timeout_ms, &e))?;
             // Replaces the previous statement's handler, so a stale deadline never fires.
             handle.set_progress_handler(PROGRESS_INSTRUCTIONS, move || Instant::now() < deadline);
-            inspect(&mut handle, statement.sql)
+            inspect(&mut handle, statement.sql, statement.access)
         };
         let shape = match shape {
             Ok(Some(shape)) => shape,
@@ -219,14 +219,26 @@ mod ffi {
         pub fn sqlite3_column_decltype(stmt: *mut c_void, n: c_int) -> *const c_char;
         pub fn sqlite3_errmsg(db: *mut c_void) -> *const c_char;
         pub fn sqlite3_extended_errcode(db: *mut c_void) -> c_int;
+        pub fn sqlite3_stmt_readonly(stmt: *mut c_void) -> c_int;
+        pub fn sqlite3_limit(db: *mut c_void, id: c_int, new_value: c_int) -> c_int;
     }
+
+    pub const SQLITE_LIMIT_ATTACHED: c_int = 7;
 }
 
 /// Compiles `sql` statement by statement without running anything: `Ok(None)` when it
 /// holds no statement, the first statement's shape when it holds exactly one, and an error
 /// when it holds more or does not compile.
-fn inspect(handle: &mut LockedSqliteHandle<'_>, sql: &str) -> Result<Option<Shape>, ExecError> {
+///
+/// Two more guards ride on the compile. `ATTACH` is switched off (limit of zero attached
+/// databases): it would open, or create, any file the service can reach, and stay attached
+/// to the pooled connection. And on the read pool a statement SQLite itself says writes
+/// is refused before it runs: `query_only` stops writes to the database, but `VACUUM INTO`
+/// creates its output file before failing.
+fn inspect(handle: &mut LockedSqliteHandle<'_>, sql: &str, access: Access) -> Result<Option<Shape>, ExecError> {
     let db = handle.as_raw_handle().as_ptr().cast::<c_void>();
+    // SAFETY: `db` is a live connection, locked out of sqlx's worker thread (see below).
+    unsafe { ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0) };
     let base = sql.as_ptr().cast::<c_char>();
     let mut offset = 0_usize;
     let mut shape = None;
@@ -255,10 +267,18 @@ fn inspect(handle: &mut LockedSqliteHandle<'_>, sql: &str) -> Result<Option<Shap
         if !stmt.is_null() {
             let first = shape.is_none();
             // SAFETY: `stmt` is a valid statement until finalized right after.
-            let columns = if first { unsafe { columns(stmt) } } else { Vec::new() };
+            let (columns, writes) = if first {
+                unsafe { (columns(stmt), ffi::sqlite3_stmt_readonly(stmt) == 0) }
+            } else {
+                (Vec::new(), false)
+            };
+            // SAFETY: as above.
             unsafe { ffi::sqlite3_finalize(stmt) };
             if !first {
                 return Err(more_than_one_statement());
+            }
+            if writes && access == Access::Read {
+                return Err(ExecError::ReadOnly);
             }
             shape = Some(Shape { columns });
         }
