@@ -319,9 +319,9 @@ step accounts "$TEST_USER on PostgreSQL and MariaDB"
 postgres_role_sql="DO \$\$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$TEST_USER') THEN
-        ALTER ROLE $TEST_USER LOGIN CREATEDB PASSWORD '$TEST_PASSWORD';
+        ALTER ROLE $TEST_USER LOGIN CREATEDB CREATEROLE PASSWORD '$TEST_PASSWORD';
     ELSE
-        CREATE ROLE $TEST_USER LOGIN CREATEDB PASSWORD '$TEST_PASSWORD';
+        CREATE ROLE $TEST_USER LOGIN CREATEDB CREATEROLE PASSWORD '$TEST_PASSWORD';
     END IF;
 END
 \$\$;"
@@ -347,13 +347,13 @@ postgres_test_login() {
 
 if is_local_url "$GATEHOUSE_TEST_POSTGRES_URL" 5432; then
     if postgres_superuser_sql "$postgres_role_sql"; then
-        info "PostgreSQL: role $TEST_USER (LOGIN CREATEDB) ready"
+        info "PostgreSQL: role $TEST_USER (LOGIN CREATEDB CREATEROLE) ready"
     elif postgres_test_login; then
-        info "PostgreSQL: no superuser access, but role $TEST_USER logs in with CREATEDB"
+        info "PostgreSQL: no superuser access, but role $TEST_USER logs in with CREATEDB CREATEROLE"
     else
         die "cannot create the PostgreSQL role $TEST_USER: no superuser access." \
             "Run scripts/test.sh as root, or run this as a PostgreSQL superuser:" \
-            "    CREATE ROLE $TEST_USER LOGIN CREATEDB PASSWORD '$TEST_PASSWORD';"
+            "    CREATE ROLE $TEST_USER LOGIN CREATEDB CREATEROLE PASSWORD '$TEST_PASSWORD';"
     fi
     postgres_test_login ||
         die "PostgreSQL role $TEST_USER cannot log in over 127.0.0.1 with its password." \

@@ -49,8 +49,8 @@ impl Application {
         let store = ControlStore::open(config.store.url.as_deref(), data_dir)
             .await
             .context("cannot open the control store")?;
-        let datasources =
-            Datasources::from_configs(&datasource_configs).context("cannot set up the datasources")?;
+        let datasources = Datasources::from_configs(&datasource_configs)
+            .context("cannot set up the datasources")?;
         let http = TcpListener::bind(config.server.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.server.http))?;
@@ -68,11 +68,15 @@ impl Application {
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.grpc
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Whether the seeded demo datasources are being served (no datasources configured).
@@ -119,10 +123,10 @@ impl Application {
             ))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), stopped(stop_rx));
 
-        let (http, grpc) = tokio::join!(
-            async { http.await.context("HTTP server failed") },
-            async { grpc.await.context("gRPC server failed") }
-        );
+        let (http, grpc) =
+            tokio::join!(async { http.await.context("HTTP server failed") }, async {
+                grpc.await.context("gRPC server failed")
+            });
         http.and(grpc)
     }
 }

@@ -7,8 +7,9 @@
 //! double underscore: `GATEHOUSE_SERVER__HTTP=0.0.0.0:8080`,
 //! `GATEHOUSE_AUTH__HS256_SECRET=...`, `GATEHOUSE_DATASOURCES__0__URL=postgres://...`.
 //! A value is read as a TOML value when it parses as one (numbers, booleans, arrays) and as a
-//! string otherwise. `GATEHOUSE_CONFIG` and `GATEHOUSE_DATA_DIR` are command-line options
-//! and are not part of the file.
+//! string otherwise. `GATEHOUSE_CONFIG`, `GATEHOUSE_DATA_DIR`, `GATEHOUSE_LOG` and
+//! `GATEHOUSE_LOG_FORMAT` are command-line and logging options, and `GATEHOUSE_TEST_*`
+//! variables configure the test suite; none of them are configuration keys.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -19,6 +20,8 @@ use serde::Deserialize;
 
 /// Prefix of environment variables that override configuration keys.
 const ENV_PREFIX: &str = "GATEHOUSE_";
+/// Variables with this prefix configure the test suite, not the service.
+const ENV_TEST_PREFIX: &str = "GATEHOUSE_TEST_";
 /// Variables with the prefix that are command-line options, not configuration keys.
 const ENV_CLI_OPTIONS: [&str; 4] = [
     "GATEHOUSE_CONFIG",
@@ -125,7 +128,10 @@ impl Default for AuthConfig {
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("hs256_secret_file", &self.hs256_secret_file)
             .field("public_key_pem_file", &self.public_key_pem_file)
             .field("jwks_url", &self.jwks_url)
@@ -347,7 +353,9 @@ impl Config {
         let mut overrides: Vec<(String, String)> = env
             .into_iter()
             .filter(|(name, _)| {
-                name.starts_with(ENV_PREFIX) && !ENV_CLI_OPTIONS.contains(&name.as_str())
+                name.starts_with(ENV_PREFIX)
+                    && !name.starts_with(ENV_TEST_PREFIX)
+                    && !ENV_CLI_OPTIONS.contains(&name.as_str())
             })
             .collect();
         overrides.sort();
@@ -363,13 +371,19 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.auth.key_source()?;
         if self.auth.groups_claim.is_empty() {
-            return Err(ConfigError::invalid("auth.groups_claim", "must not be empty"));
+            return Err(ConfigError::invalid(
+                "auth.groups_claim",
+                "must not be empty",
+            ));
         }
         if self.auth.kind_claim.is_empty() {
             return Err(ConfigError::invalid("auth.kind_claim", "must not be empty"));
         }
         if let Some(url) = &self.store.url
-            && !matches!(url.split_once(':').map(|(s, _)| s), Some("postgres" | "postgresql" | "sqlite"))
+            && !matches!(
+                url.split_once(':').map(|(s, _)| s),
+                Some("postgres" | "postgresql" | "sqlite")
+            )
         {
             return Err(ConfigError::invalid(
                 "store.url",
@@ -387,8 +401,10 @@ impl Config {
             }
             for (field, url) in [("url", Some(&ds.url)), ("read_url", ds.read_url.as_ref())] {
                 let Some(url) = url else { continue };
-                if !matches!(url.scheme(), "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite")
-                {
+                if !matches!(
+                    url.scheme(),
+                    "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite"
+                ) {
                     return Err(ConfigError::invalid(
                         key(field),
                         format!(
@@ -407,7 +423,10 @@ impl Config {
                 ));
             }
             if ds.max_connections == 0 {
-                return Err(ConfigError::invalid(key("max_connections"), "must be at least 1"));
+                return Err(ConfigError::invalid(
+                    key("max_connections"),
+                    "must be at least 1",
+                ));
             }
             if ds.statement_timeout_ms == 0 {
                 return Err(ConfigError::invalid(
@@ -524,7 +543,10 @@ mod tests {
         assert_eq!(config.server.http.port(), 8080);
         assert_eq!(config.server.grpc.port(), 50051);
         assert!(config.datasources.is_empty());
-        assert!(matches!(config.auth.key_source().unwrap(), KeySource::DataDir));
+        assert!(matches!(
+            config.auth.key_source().unwrap(),
+            KeySource::DataDir
+        ));
         assert_eq!(config.auth.groups_claim, "groups");
     }
 
@@ -564,12 +586,16 @@ url = "sqlite://a.db"
                 ("GATEHOUSE_DATASOURCES__0__MAX_ROWS", "7"),
                 ("GATEHOUSE_AUTH__ISSUER", "https://issuer.example"),
                 ("GATEHOUSE_DATA_DIR", "/ignored"),
+                ("GATEHOUSE_TEST_POSTGRES_URL", "postgres://ignored"),
             ],
         )
         .unwrap();
         assert_eq!(config.server.http.port(), 9000);
         assert_eq!(config.datasources[0].max_rows, 7);
-        assert_eq!(config.auth.issuer.as_deref(), Some("https://issuer.example"));
+        assert_eq!(
+            config.auth.issuer.as_deref(),
+            Some("https://issuer.example")
+        );
     }
 
     #[test]
@@ -603,9 +629,19 @@ name = "a"
 environment = "dev"
 url = "sqlite://b.db"
 "#;
-        assert!(load(dup, &[]).unwrap_err().to_string().contains("defined twice"));
+        assert!(
+            load(dup, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("defined twice")
+        );
         let scheme = "[[datasources]]\nname = \"a\"\nenvironment = \"dev\"\nurl = \"oracle://x\"\n";
-        assert!(load(scheme, &[]).unwrap_err().to_string().contains("unsupported scheme"));
+        assert!(
+            load(scheme, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("unsupported scheme")
+        );
     }
 
     #[test]

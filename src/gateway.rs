@@ -142,8 +142,12 @@ impl Gateway {
     }
 
     /// The caller's identity from the `authorization` header or metadata value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, GatewayError> {
-        let token = crate::identity::bearer_token(authorization).map_err(GatewayError::Unauthenticated)?;
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Principal, GatewayError> {
+        let token =
+            crate::identity::bearer_token(authorization).map_err(GatewayError::Unauthenticated)?;
         self.verifier.verify(token).await.map_err(|error| {
             if error.is_unavailable() {
                 GatewayError::IdentityUnavailable
@@ -173,8 +177,8 @@ impl Gateway {
             .datasources
             .get(&request.datasource)
             .ok_or_else(|| GatewayError::UnknownDatasource(request.datasource.clone()))?;
-        let intent =
-            intent::analyze(datasource.driver(), &request.sql).map_err(GatewayError::UnparseableSql)?;
+        let intent = intent::analyze(datasource.driver(), &request.sql)
+            .map_err(GatewayError::UnparseableSql)?;
         if !intent.is_plain_read() {
             let reason = format!(
                 "only plain reads are allowed for now; this statement {}",
@@ -183,9 +187,9 @@ impl Gateway {
             tracing::info!(outcome = "forbidden", %reason, "statement refused");
             return Err(GatewayError::Forbidden { reason });
         }
-        let max_rows = request
-            .max_rows
-            .map_or(datasource.max_rows(), |asked| asked.min(datasource.max_rows()));
+        let max_rows = request.max_rows.map_or(datasource.max_rows(), |asked| {
+            asked.min(datasource.max_rows())
+        });
         let result = datasource
             .execute(Access::Read, &request.sql, &request.params, max_rows)
             .await
@@ -253,7 +257,9 @@ impl Gateway {
 /// Turns away malformed requests before any parsing or database work.
 fn validate(request: &QueryRequest) -> Result<(), GatewayError> {
     if request.datasource.is_empty() {
-        return Err(GatewayError::InvalidRequest("`datasource` is required".to_owned()));
+        return Err(GatewayError::InvalidRequest(
+            "`datasource` is required".to_owned(),
+        ));
     }
     if request.sql.trim().is_empty() {
         return Err(GatewayError::InvalidRequest("`sql` is required".to_owned()));
@@ -271,7 +277,9 @@ fn validate(request: &QueryRequest) -> Result<(), GatewayError> {
         )));
     }
     if request.max_rows == Some(0) {
-        return Err(GatewayError::InvalidRequest("`max_rows` must be at least 1".to_owned()));
+        return Err(GatewayError::InvalidRequest(
+            "`max_rows` must be at least 1".to_owned(),
+        ));
     }
     Ok(())
 }

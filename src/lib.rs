@@ -41,5 +41,6 @@ pub mod proto {
     tonic::include_proto!("gatehouse.v1");
 
     /// Encoded descriptors, served by gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gatehouse_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("gatehouse_descriptor");
 }

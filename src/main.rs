@@ -17,7 +17,11 @@ const DEFAULT_DATA_DIR: &str = "./gatehouse-data";
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "Identity-aware data access for AI agents, services and people")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Identity-aware data access for AI agents, services and people"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,13 +111,16 @@ fn main() -> ExitCode {
             act,
             ttl,
             source,
-        } => token(&source, TokenRequest {
-            sub,
-            kind,
-            groups,
-            act,
-            ttl,
-        }),
+        } => token(
+            &source,
+            TokenRequest {
+                sub,
+                kind,
+                groups,
+                act,
+                ttl,
+            },
+        ),
         Command::Openapi => openapi(),
     };
     match result {

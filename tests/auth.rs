@@ -13,7 +13,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name)
 }
 
 fn now() -> i64 {
@@ -71,7 +73,10 @@ async fn refused(server: &TestServer, token: &str) -> String {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
-    assert_eq!(status.metadata().get("gatehouse-code").unwrap(), "unauthenticated");
+    assert_eq!(
+        status.metadata().get("gatehouse-code").unwrap(),
+        "unauthenticated"
+    );
     assert!(!detail.contains(token), "the detail never echoes the token");
     detail
 }
@@ -98,15 +103,35 @@ async fn hs256_tokens_are_checked_thoroughly() {
     // Within the 30 s leeway.
     accepted(
         &server,
-        &hs256(&claims(json!({"iss": "https://idp.test", "aud": "gatehouse", "exp": now() - 10}))),
+        &hs256(&claims(
+            json!({"iss": "https://idp.test", "aud": "gatehouse", "exp": now() - 10}),
+        )),
     )
     .await;
 
     let cases = [
-        ("expired", hs256(&claims(json!({"iss": "https://idp.test", "aud": "gatehouse", "exp": now() - 120})))),
-        ("not yet valid", hs256(&claims(json!({"iss": "https://idp.test", "aud": "gatehouse", "nbf": now() + 600})))),
-        ("wrong issuer", hs256(&claims(json!({"iss": "https://evil.test", "aud": "gatehouse"})))),
-        ("wrong audience", hs256(&claims(json!({"iss": "https://idp.test", "aud": "other"})))),
+        (
+            "expired",
+            hs256(&claims(
+                json!({"iss": "https://idp.test", "aud": "gatehouse", "exp": now() - 120}),
+            )),
+        ),
+        (
+            "not yet valid",
+            hs256(&claims(
+                json!({"iss": "https://idp.test", "aud": "gatehouse", "nbf": now() + 600}),
+            )),
+        ),
+        (
+            "wrong issuer",
+            hs256(&claims(
+                json!({"iss": "https://evil.test", "aud": "gatehouse"}),
+            )),
+        ),
+        (
+            "wrong audience",
+            hs256(&claims(json!({"iss": "https://idp.test", "aud": "other"}))),
+        ),
         ("no expiry", {
             let mut c = claims(good.clone());
             c.as_object_mut().unwrap().remove("exp");
@@ -117,14 +142,27 @@ async fn hs256_tokens_are_checked_thoroughly() {
             c.as_object_mut().unwrap().remove("sub");
             hs256(&c)
         }),
-        ("bad kind", hs256(&claims(json!({"iss": "https://idp.test", "aud": "gatehouse", "kind": "robot"})))),
-        ("bad groups", hs256(&claims(json!({"iss": "https://idp.test", "aud": "gatehouse", "groups": 7})))),
-        ("wrong secret", encode(
-            &Header::new(Algorithm::HS256),
-            &claims(good.clone()),
-            &EncodingKey::from_secret(b"some other secret entirely"),
-        )
-        .unwrap()),
+        (
+            "bad kind",
+            hs256(&claims(
+                json!({"iss": "https://idp.test", "aud": "gatehouse", "kind": "robot"}),
+            )),
+        ),
+        (
+            "bad groups",
+            hs256(&claims(
+                json!({"iss": "https://idp.test", "aud": "gatehouse", "groups": 7}),
+            )),
+        ),
+        (
+            "wrong secret",
+            encode(
+                &Header::new(Algorithm::HS256),
+                &claims(good.clone()),
+                &EncodingKey::from_secret(b"some other secret entirely"),
+            )
+            .unwrap(),
+        ),
         ("alg none", unsigned(&claims(good.clone()))),
         ("RS256 against an HS secret", rs256(&claims(good.clone()))),
         ("garbage", "not-a-jwt".to_owned()),
@@ -172,8 +210,16 @@ async fn public_key_tokens_refuse_algorithm_confusion() {
 #[tokio::test]
 async fn ec_and_ed25519_public_keys_verify() {
     for (public, private, alg) in [
-        ("ec_p256_public.pem", "ec_p256_private.pem", Algorithm::ES256),
-        ("ed25519_public.pem", "ed25519_private.pem", Algorithm::EdDSA),
+        (
+            "ec_p256_public.pem",
+            "ec_p256_private.pem",
+            Algorithm::ES256,
+        ),
+        (
+            "ed25519_public.pem",
+            "ed25519_private.pem",
+            Algorithm::EdDSA,
+        ),
     ] {
         let server = TestServer::start(&format!(
             "[auth]\npublic_key_pem_file = \"{}\"\n",

@@ -74,7 +74,11 @@ fn token(data_dir: &Path) -> String {
         "--data-dir",
         data_dir.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -88,13 +92,17 @@ async fn count_customers(http: &str, token: &str) -> i64 {
         match client
             .post(format!("{http}/v1/query"))
             .bearer_auth(token)
-            .json(&serde_json::json!({"datasource": "shop", "sql": "SELECT count(*) FROM customers"}))
+            .json(
+                &serde_json::json!({"datasource": "shop", "sql": "SELECT count(*) FROM customers"}),
+            )
             .send()
             .await
         {
             Ok(response) => {
                 let body: serde_json::Value = response.json().await.unwrap();
-                return body["rows"][0][0].as_i64().unwrap_or_else(|| panic!("{body}"));
+                return body["rows"][0][0]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{body}"));
             }
             Err(error) => last_error = error.to_string(),
         }
@@ -112,10 +120,14 @@ async fn embedded_default_serves_prints_a_first_query_and_keeps_data_across_rest
     let printed = first.output.join("\n");
     assert!(printed.contains("gatehouse token --sub"), "{printed}");
     assert!(printed.contains("curl"), "{printed}");
-    assert!(printed.contains(&format!("--data-dir {}", data_dir.display())), "{printed}");
+    assert!(
+        printed.contains(&format!("--data-dir {}", data_dir.display())),
+        "{printed}"
+    );
 
     let secret = data_dir.join("hs256.secret");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "the generated secret is private");
     for file in ["control.db", "shop.db", "shop_prod.db"] {
         assert!(data_dir.join(file).exists(), "{file} created");
@@ -128,14 +140,28 @@ async fn embedded_default_serves_prints_a_first_query_and_keeps_data_across_rest
     drop(first);
 
     let second = serve(&data_dir);
-    assert_eq!(std::fs::read(&secret).unwrap(), secret_before, "secret kept");
-    assert_eq!(count_customers(&second.http, &token).await, customers, "data kept; old token valid");
+    assert_eq!(
+        std::fs::read(&secret).unwrap(),
+        secret_before,
+        "secret kept"
+    );
+    assert_eq!(
+        count_customers(&second.http, &token).await,
+        customers,
+        "data kept; old token valid"
+    );
 }
 
 #[test]
 fn token_without_a_secret_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let out = gatehouse(&["token", "--sub", "ada", "--data-dir", dir.path().to_str().unwrap()]);
+    let out = gatehouse(&[
+        "token",
+        "--sub",
+        "ada",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("gatehouse serve"), "{stderr}");
@@ -159,7 +185,13 @@ fn token_refuses_to_sign_for_public_key_configurations() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gatehouse.toml");
     std::fs::write(&config, "[auth]\njwks_url = \"http://127.0.0.1:9/jwks\"\n").unwrap();
-    let out = gatehouse(&["token", "--sub", "ada", "--config", config.to_str().unwrap()]);
+    let out = gatehouse(&[
+        "token",
+        "--sub",
+        "ada",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HS256"));
 }
@@ -169,7 +201,13 @@ fn bad_configuration_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gatehouse.toml");
     std::fs::write(&config, "[[datasources]]\nname = \"a\"\nenvironment = \"dev\"\nurl = \"sqlite://a.db\"\nmax_rows = -5\n").unwrap();
-    let out = gatehouse(&["serve", "--config", config.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()]);
+    let out = gatehouse(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("datasources[0].max_rows"), "{stderr}");
@@ -178,7 +216,8 @@ fn bad_configuration_names_the_key() {
 #[test]
 fn example_configuration_is_valid() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gatehouse.toml");
-    gatehouse::config::Config::load(Some(&example), Vec::new()).expect("examples/gatehouse.toml loads");
+    gatehouse::config::Config::load(Some(&example), Vec::new())
+        .expect("examples/gatehouse.toml loads");
 }
 
 /// The checked-in OpenAPI document is what the code generates; regenerate it with
@@ -219,8 +258,16 @@ async fn python_client_example_runs() {
             .output()
             .unwrap()
     };
-    let ok = run(&["shop", "SELECT id, status FROM orders WHERE id < ? ORDER BY id", "4"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = run(&[
+        "shop",
+        "SELECT id, status FROM orders WHERE id < ? ORDER BY id",
+        "4",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let stdout = String::from_utf8(ok.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 4, "header and three rows: {stdout}");
     assert!(stdout.starts_with("id\tstatus"));

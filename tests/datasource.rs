@@ -589,6 +589,11 @@ async fn mariadb_params_cap_timeout_and_read_only() {
         .await
         .unwrap();
     assert_eq!(inserted.rows_affected, 1);
+    let err = ds
+        .execute(Access::Read, "SELECT ?, ?", &[Param::Int(1)], 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::InvalidParam { index: 2, .. }), "{err:?}");
 
     row_cap(&ds, "SELECT seq FROM seq_1_to_10").await;
     // The Sequence engine streams; `seq` is BIGINT UNSIGNED, so cast for `Int`.
@@ -738,6 +743,33 @@ async fn sqlite_cap_timeout_read_only_and_one_statement() {
     assert!(nothing.columns.is_empty() && nothing.rows.is_empty());
     let err = ds.execute(Access::Read, "SELECT 1\0; DELETE FROM t", &[], 10).await.unwrap_err();
     assert!(matches!(err, ExecError::Database { .. }), "{err:?}");
+
+    // The read pool cannot be talked out of being read-only: `query_only` is set again
+    // before every statement, and writes SQLite itself flags are refused before they run.
+    read(&ds, "PRAGMA query_only = 0").await;
+    let err = ds.execute(Access::Read, "INSERT INTO t VALUES (1)", &[], 10).await.unwrap_err();
+    assert!(matches!(err, ExecError::ReadOnly), "{err:?}");
+    let copy = format!("{}.copy", db.name);
+    let err = ds
+        .execute(Access::Read, &format!("VACUUM INTO '{copy}'"), &[], 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::ReadOnly), "{err:?}");
+    assert!(!std::path::Path::new(&copy).exists());
+    // No other database file can be attached to a pooled connection, on either pool.
+    for access in [Access::Read, Access::Write] {
+        let err = ds
+            .execute(access, &format!("ATTACH DATABASE '{copy}' AS other"), &[], 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, ExecError::Database { message, .. } if message.contains("attached")), "{err:?}");
+    }
+    assert!(!std::path::Path::new(&copy).exists());
+    // A transaction a statement leaves open is rolled back before the next one runs.
+    write(&ds, "BEGIN").await;
+    write(&ds, "INSERT INTO t VALUES (42)").await;
+    let other = datasource(&db, 5_000, 1);
+    assert_eq!(scalar(&other, "SELECT count(*) FROM t WHERE x = 42").await, Value::Int(1));
 }
 
 #[tokio::test]

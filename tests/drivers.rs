@@ -39,7 +39,11 @@ fn expect(row: &[(String, String, Value)], column: &str, type_name: &str, value:
         .iter()
         .find(|(name, _, _)| name == column)
         .unwrap_or_else(|| panic!("no column {column}"));
-    assert_eq!((actual_type.as_str(), actual), (type_name, &value), "column {column}");
+    assert_eq!(
+        (actual_type.as_str(), actual),
+        (type_name, &value),
+        "column {column}"
+    );
 }
 
 /// Every value of the first row over gRPC, by column name.
@@ -104,7 +108,12 @@ async fn postgres_types_over_rest_and_grpc() {
     expect(&row, "f4", "float4", json!(1.5));
     expect(&row, "f8", "float8", json!(2.25));
     expect(&row, "fnan", "float8", json!("NaN"));
-    expect(&row, "n", "numeric", json!("-123456789012345678901234567890.0123456789"));
+    expect(
+        &row,
+        "n",
+        "numeric",
+        json!("-123456789012345678901234567890.0123456789"),
+    );
     expect(&row, "nnan", "numeric", json!("NaN"));
     expect(&row, "t", "text", json!("héllo ✓"));
     expect(&row, "vc", "varchar", json!("var"));
@@ -114,7 +123,12 @@ async fn postgres_types_over_rest_and_grpc() {
     expect(&row, "tm", "time", json!("13:45:30.123456"));
     expect(&row, "ts", "timestamp", json!("2024-02-29T13:45:30.500000"));
     expect(&row, "tz", "timestamptz", json!("2024-02-29T11:45:30Z"));
-    expect(&row, "u", "uuid", json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+    expect(
+        &row,
+        "u",
+        "uuid",
+        json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    );
     expect(&row, "j", "json", json!({"k": [1, 2]}));
     expect(&row, "jb", "jsonb", json!({"z": null}));
     expect(&row, "ip", "inet", json!("192.168.0.1/24"));
@@ -126,19 +140,31 @@ async fn postgres_types_over_rest_and_grpc() {
 
     let grpc = grpc_row(&server, "SELECT * FROM typed").await;
     assert_eq!(kind(&grpc, "big"), &Kind::IntValue(i64::MAX));
-    assert_eq!(kind(&grpc, "by"), &Kind::BytesValue(vec![0xde, 0xad, 0xbe, 0xef]));
+    assert_eq!(
+        kind(&grpc, "by"),
+        &Kind::BytesValue(vec![0xde, 0xad, 0xbe, 0xef])
+    );
     assert_eq!(
         kind(&grpc, "n"),
         &Kind::DecimalValue("-123456789012345678901234567890.0123456789".into())
     );
-    assert_eq!(kind(&grpc, "tz"), &Kind::TimestamptzValue("2024-02-29T11:45:30Z".into()));
-    assert_eq!(kind(&grpc, "ts"), &Kind::TimestampValue("2024-02-29T13:45:30.500000".into()));
+    assert_eq!(
+        kind(&grpc, "tz"),
+        &Kind::TimestamptzValue("2024-02-29T11:45:30Z".into())
+    );
+    assert_eq!(
+        kind(&grpc, "ts"),
+        &Kind::TimestampValue("2024-02-29T13:45:30.500000".into())
+    );
     assert_eq!(kind(&grpc, "d"), &Kind::DateValue("2024-02-29".into()));
     assert_eq!(kind(&grpc, "nul"), &Kind::NullValue(0));
     let Kind::JsonValue(json_text) = kind(&grpc, "j") else {
         panic!("json column is not json_value");
     };
-    assert_eq!(serde_json::from_str::<Value>(json_text).unwrap(), json!({"k": [1, 2]}));
+    assert_eq!(
+        serde_json::from_str::<Value>(json_text).unwrap(),
+        json!({"k": [1, 2]})
+    );
     let Kind::ArrayValue(list) = kind(&grpc, "ai") else {
         panic!("int4[] is not array_value");
     };
@@ -170,12 +196,22 @@ async fn mariadb_types_over_rest_and_grpc() {
     expect(&row, "mi", "mediumint", json!(8388607));
     expect(&row, "i", "int", json!(2147483647));
     expect(&row, "bi", "bigint", json!("9007199254740993"));
-    expect(&row, "ubi", "bigint unsigned", json!("18446744073709551615"));
+    expect(
+        &row,
+        "ubi",
+        "bigint unsigned",
+        json!("18446744073709551615"),
+    );
     // MariaDB has no boolean type: BOOLEAN is TINYINT(1).
     expect(&row, "bo", "tinyint", json!(1));
     expect(&row, "f", "float", json!(1.5));
     expect(&row, "d", "double", json!(2.25));
-    expect(&row, "de", "decimal", json!("-12345678901234567890.0123456789"));
+    expect(
+        &row,
+        "de",
+        "decimal",
+        json!("-12345678901234567890.0123456789"),
+    );
     expect(&row, "c", "char", json!("ab"));
     expect(&row, "vc", "varchar", json!("var"));
     expect(&row, "tx", "text", json!("héllo ✓"));
@@ -201,7 +237,10 @@ async fn mariadb_types_over_rest_and_grpc() {
         kind(&grpc, "de"),
         &Kind::DecimalValue("-12345678901234567890.0123456789".into())
     );
-    assert_eq!(kind(&grpc, "bin"), &Kind::BytesValue(vec![0xde, 0xad, 0xbe, 0xef]));
+    assert_eq!(
+        kind(&grpc, "bin"),
+        &Kind::BytesValue(vec![0xde, 0xad, 0xbe, 0xef])
+    );
 }
 
 #[tokio::test]
@@ -237,12 +276,19 @@ async fn params_bind_as_typed_values_on_every_driver() {
             json!([41, "it's", true, 0.5, {"a": [1]}, null]),
         )
         .await;
-    assert_eq!(row.ok()["rows"][0], json!([42, "it's", true, 0.5, {"a": [1]}, true]));
+    assert_eq!(
+        row.ok()["rows"][0],
+        json!([42, "it's", true, 0.5, {"a": [1]}, true])
+    );
 
     let maria = TestDb::mariadb().await;
     let server = server_for(&maria, "").await;
     let row = server
-        .query("db", "SELECT ? + 1 AS n, ? AS t, ? IS NULL AS is_null, ? * 2 AS f", json!([41, "it's", null, 0.25]))
+        .query(
+            "db",
+            "SELECT ? + 1 AS n, ? AS t, ? IS NULL AS is_null, ? * 2 AS f",
+            json!([41, "it's", null, 0.25]),
+        )
         .await;
     let values = &row.ok()["rows"][0];
     assert_eq!(values[0], json!(42));
@@ -253,20 +299,30 @@ async fn params_bind_as_typed_values_on_every_driver() {
     let sqlite = TestDb::sqlite();
     let server = server_for(&sqlite, "").await;
     let row = server
-        .query("db", "SELECT ? + 1, ?, ? IS NULL, ? * 2", json!([41, "it's", null, 0.25]))
+        .query(
+            "db",
+            "SELECT ? + 1, ?, ? IS NULL, ? * 2",
+            json!([41, "it's", null, 0.25]),
+        )
         .await;
     assert_eq!(row.ok()["rows"][0], json!([42, "it's", 1, 0.5]));
 }
 
 #[tokio::test]
 async fn huge_results_stop_at_the_cap_and_the_connection_stays_usable() {
-    for db in [TestDb::postgres().await, TestDb::mariadb().await, TestDb::sqlite()] {
+    for db in [
+        TestDb::postgres().await,
+        TestDb::mariadb().await,
+        TestDb::sqlite(),
+    ] {
         let server = server_for(&db, "max_rows = 100").await;
         let sql = match db.engine {
             common::db::Engine::Postgres => "SELECT g FROM generate_series(1, 5000000) g",
             // MariaDB caps recursive CTEs at 1,000 iterations; its sequence engine does not.
             common::db::Engine::MariaDb => "SELECT seq FROM seq_1_to_5000000",
-            common::db::Engine::Sqlite => "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 5000000) SELECT n FROM c",
+            common::db::Engine::Sqlite => {
+                "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 5000000) SELECT n FROM c"
+            }
         };
         let reply = server.query("db", sql, json!([])).await;
         assert_eq!(reply.ok()["row_count"], 100, "{:?}", db.engine);
@@ -281,12 +337,20 @@ async fn huge_results_stop_at_the_cap_and_the_connection_stays_usable() {
 
 #[tokio::test]
 async fn statement_timeout_answers_504_on_every_driver() {
-    for db in [TestDb::postgres().await, TestDb::mariadb().await, TestDb::sqlite()] {
+    for db in [
+        TestDb::postgres().await,
+        TestDb::mariadb().await,
+        TestDb::sqlite(),
+    ] {
         let server = server_for(&db, "statement_timeout_ms = 300").await;
         let sql = match db.engine {
             common::db::Engine::Postgres => "SELECT count(*) FROM generate_series(1, 1000000000)",
-            common::db::Engine::MariaDb => "SELECT count(*) FROM seq_1_to_100000 a, seq_1_to_100000 b",
-            common::db::Engine::Sqlite => "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000000) SELECT count(*) FROM c",
+            common::db::Engine::MariaDb => {
+                "SELECT count(*) FROM seq_1_to_100000 a, seq_1_to_100000 b"
+            }
+            common::db::Engine::Sqlite => {
+                "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000000) SELECT count(*) FROM c"
+            }
         };
         let started = std::time::Instant::now();
         let reply = server.query("db", sql, json!([])).await;
@@ -313,9 +377,15 @@ async fn hidden_writes_fail_on_the_read_only_connection() {
     )
     .await;
     let server = server_for(&pg, "").await;
-    let detail = server.query("db", "SELECT sneaky()", json!([])).await.problem(403, "forbidden");
+    let detail = server
+        .query("db", "SELECT sneaky()", json!([]))
+        .await
+        .problem(403, "forbidden");
     assert!(detail.contains("read-only"), "{detail}");
-    assert_eq!(server.query("db", "SELECT x FROM t", json!([])).await.ok()["rows"][0][0], 0);
+    assert_eq!(
+        server.query("db", "SELECT x FROM t", json!([])).await.ok()["rows"][0][0],
+        0
+    );
 
     let maria = TestDb::mariadb().await;
     maria
@@ -325,8 +395,14 @@ async fn hidden_writes_fail_on_the_read_only_connection() {
         )
         .await;
     let server = server_for(&maria, "").await;
-    server.query("db", "SELECT sneaky()", json!([])).await.problem(403, "forbidden");
-    assert_eq!(server.query("db", "SELECT x FROM t", json!([])).await.ok()["rows"][0][0], 0);
+    server
+        .query("db", "SELECT sneaky()", json!([]))
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(
+        server.query("db", "SELECT x FROM t", json!([])).await.ok()["rows"][0][0],
+        0
+    );
 }
 
 #[tokio::test]
@@ -338,7 +414,10 @@ async fn unreachable_database_is_503_and_not_ready() {
         .query("down", "SELECT 1", json!([]))
         .await
         .problem(503, "datasource_unavailable");
-    assert!(!detail.contains("nobody"), "no connection details leak: {detail}");
+    assert!(
+        !detail.contains("nobody"),
+        "no connection details leak: {detail}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let ready = server.get("/readyz", None).await;
     assert_eq!(ready.status, 503);
@@ -356,9 +435,15 @@ async fn unreachable_database_is_503_and_not_ready() {
 
 #[tokio::test]
 async fn schema_lists_tables_on_every_driver() {
-    for db in [TestDb::postgres().await, TestDb::mariadb().await, TestDb::sqlite()] {
-        db.exec("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner VARCHAR(50) NOT NULL, note TEXT)")
-            .await;
+    for db in [
+        TestDb::postgres().await,
+        TestDb::mariadb().await,
+        TestDb::sqlite(),
+    ] {
+        db.exec(
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner VARCHAR(50) NOT NULL, note TEXT)",
+        )
+        .await;
         let server = server_for(&db, "").await;
         let token = server.agent_token();
         let schema = server.get("/v1/datasources/db/schema", Some(&token)).await;
@@ -371,8 +456,18 @@ async fn schema_lists_tables_on_every_driver() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| (c["name"].as_str().unwrap(), c["nullable"].as_bool().unwrap()))
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap(),
+                    c["nullable"].as_bool().unwrap(),
+                )
+            })
             .collect();
-        assert_eq!(columns, [("id", false), ("owner", false), ("note", true)], "{:?}", db.engine);
+        assert_eq!(
+            columns,
+            [("id", false), ("owner", false), ("note", true)],
+            "{:?}",
+            db.engine
+        );
     }
 }

@@ -21,7 +21,10 @@ async fn health_readiness_and_discovery() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(checks, ["control_store", "datasource:shop", "datasource:shop_prod"]);
+    assert_eq!(
+        checks,
+        ["control_store", "datasource:shop", "datasource:shop_prod"]
+    );
 
     let token = server.agent_token();
     let list = server.get("/v1/datasources", Some(&token)).await;
@@ -33,7 +36,9 @@ async fn health_readiness_and_discovery() {
         ])
     );
 
-    let schema = server.get("/v1/datasources/shop/schema", Some(&token)).await;
+    let schema = server
+        .get("/v1/datasources/shop/schema", Some(&token))
+        .await;
     let tables = schema.ok()["tables"].as_array().unwrap();
     let customers = tables.iter().find(|t| t["name"] == "customers").unwrap();
     let columns: Vec<&str> = customers["columns"]
@@ -44,7 +49,17 @@ async fn health_readiness_and_discovery() {
         .collect();
     assert_eq!(
         columns,
-        ["id", "full_name", "email", "phone", "ssn", "card_number", "iban", "notes", "created_at"]
+        [
+            "id",
+            "full_name",
+            "email",
+            "phone",
+            "ssn",
+            "card_number",
+            "iban",
+            "notes",
+            "created_at"
+        ]
     );
     assert!(tables.iter().any(|t| t["name"] == "orders"));
 
@@ -69,7 +84,10 @@ async fn demo_data_is_seeded_as_promised() {
         let row = &reply.ok()["rows"][0];
         assert!(row[0].as_i64().unwrap() >= 200, "{row}");
         assert!(row[1].as_i64().unwrap() >= 1000, "{row}");
-        assert!(row[2].as_i64().unwrap() > 0, "some notes mention an email: {row}");
+        assert!(
+            row[2].as_i64().unwrap() > 0,
+            "some notes mention an email: {row}"
+        );
     }
 }
 
@@ -95,7 +113,11 @@ async fn query_returns_typed_rows_with_params() {
 
     // A parameter is a value, never SQL: an injection attempt just matches nothing.
     let injected = server
-        .query("shop", "SELECT id FROM orders WHERE status = ?", json!(["x' OR '1'='1"]))
+        .query(
+            "shop",
+            "SELECT id FROM orders WHERE status = ?",
+            json!(["x' OR '1'='1"]),
+        )
         .await;
     assert_eq!(injected.ok()["row_count"], 0);
 }
@@ -140,7 +162,10 @@ async fn row_cap_truncates_and_datasource_cap_wins() {
 async fn writes_and_dangerous_statements_are_forbidden_and_change_nothing() {
     let server = TestServer::demo().await;
     let count = || async {
-        server.query("shop", "SELECT count(*) FROM customers", json!([])).await.ok()["rows"][0][0]
+        server
+            .query("shop", "SELECT count(*) FROM customers", json!([]))
+            .await
+            .ok()["rows"][0][0]
             .as_i64()
             .unwrap()
     };
@@ -155,7 +180,10 @@ async fn writes_and_dangerous_statements_are_forbidden_and_change_nothing() {
         "ATTACH DATABASE '/tmp/x.db' AS x",
         "SELECT load_extension('/tmp/evil')",
     ] {
-        let detail = server.query("shop", sql, json!([])).await.problem(403, "forbidden");
+        let detail = server
+            .query("shop", sql, json!([]))
+            .await
+            .problem(403, "forbidden");
         assert!(detail.contains("only plain reads"), "{sql}: {detail}");
     }
     assert_eq!(count().await, before);
@@ -184,7 +212,10 @@ async fn database_errors_are_actionable() {
         .await
         .problem(502, "database_error");
     assert!(detail.contains("no_such_column"), "{detail}");
-    assert!(!detail.contains(server.data_dir.path().to_str().unwrap()), "{detail}");
+    assert!(
+        !detail.contains(server.data_dir.path().to_str().unwrap()),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -220,7 +251,9 @@ async fn bad_requests_get_problems() {
         .send()
         .await
         .unwrap();
-    common::reply(not_json).await.problem(400, "invalid_request");
+    common::reply(not_json)
+        .await
+        .problem(400, "invalid_request");
     let no_content_type = server
         .request(Method::POST, "/v1/query")
         .bearer_auth(&token)
@@ -228,7 +261,9 @@ async fn bad_requests_get_problems() {
         .send()
         .await
         .unwrap();
-    common::reply(no_content_type).await.problem(400, "invalid_request");
+    common::reply(no_content_type)
+        .await
+        .problem(400, "invalid_request");
     let huge = server
         .post(
             "/v1/query",
@@ -237,20 +272,36 @@ async fn bad_requests_get_problems() {
         )
         .await;
     huge.problem(413, "payload_too_large");
-    server.get("/v1/nothing", Some(&token)).await.problem(404, "not_found");
-    let wrong_method = server.request(Method::GET, "/v1/query").send().await.unwrap();
-    common::reply(wrong_method).await.problem(405, "method_not_allowed");
+    server
+        .get("/v1/nothing", Some(&token))
+        .await
+        .problem(404, "not_found");
+    let wrong_method = server
+        .request(Method::GET, "/v1/query")
+        .send()
+        .await
+        .unwrap();
+    common::reply(wrong_method)
+        .await
+        .problem(405, "method_not_allowed");
 }
 
 #[tokio::test]
 async fn every_api_route_needs_a_token() {
     let server = TestServer::demo().await;
     let reply = server
-        .post("/v1/query", None, &json!({"datasource": "shop", "sql": "SELECT 1"}))
+        .post(
+            "/v1/query",
+            None,
+            &json!({"datasource": "shop", "sql": "SELECT 1"}),
+        )
         .await;
     reply.problem(401, "unauthenticated");
     assert_eq!(reply.headers["www-authenticate"], "Bearer");
-    server.get("/v1/datasources", None).await.problem(401, "unauthenticated");
+    server
+        .get("/v1/datasources", None)
+        .await
+        .problem(401, "unauthenticated");
     server
         .get("/v1/datasources/shop/schema", None)
         .await
@@ -273,7 +324,10 @@ async fn openapi_and_docs_are_served() {
     let docs = server.request(Method::GET, "/docs").send().await.unwrap();
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();
-    assert!(html.contains("<html") && html.contains("Gatehouse"), "{html}");
+    assert!(
+        html.contains("<html") && html.contains("Gatehouse"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -303,7 +357,10 @@ async fn grpc_matches_rest() {
     assert_eq!(reply.row_count, 10);
     assert!(reply.truncated);
     let names: Vec<&str> = reply.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["id", "customer_id", "amount_cents", "status", "created_at"]);
+    assert_eq!(
+        names,
+        ["id", "customer_id", "amount_cents", "status", "created_at"]
+    );
     for (i, row) in reply.rows.iter().enumerate() {
         let rest_row = &rest["rows"][i];
         assert_eq!(
@@ -312,7 +369,9 @@ async fn grpc_matches_rest() {
         );
         assert_eq!(
             row.values[3].kind,
-            Some(proto::value::Kind::TextValue(rest_row[3].as_str().unwrap().to_owned()))
+            Some(proto::value::Kind::TextValue(
+                rest_row[3].as_str().unwrap().to_owned()
+            ))
         );
     }
 
@@ -325,7 +384,12 @@ async fn grpc_matches_rest() {
     assert_eq!(list.datasources[1].environment, "prod");
 
     let schema = grpc
-        .get_schema(authed(proto::GetSchemaRequest { datasource: "shop".into() }, &token))
+        .get_schema(authed(
+            proto::GetSchemaRequest {
+                datasource: "shop".into(),
+            },
+            &token,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -344,11 +408,36 @@ async fn grpc_errors_carry_matching_codes() {
         max_rows: None,
     };
     let cases = [
-        (request("shop", "SELECT 1"), None, tonic::Code::Unauthenticated, "unauthenticated"),
-        (request("nope", "SELECT 1"), Some(&token), tonic::Code::NotFound, "unknown_datasource"),
-        (request("shop", "DELETE FROM orders"), Some(&token), tonic::Code::PermissionDenied, "forbidden"),
-        (request("shop", "SELEC 1"), Some(&token), tonic::Code::InvalidArgument, "unparseable_sql"),
-        (request("shop", "SELECT nope FROM orders"), Some(&token), tonic::Code::FailedPrecondition, "database_error"),
+        (
+            request("shop", "SELECT 1"),
+            None,
+            tonic::Code::Unauthenticated,
+            "unauthenticated",
+        ),
+        (
+            request("nope", "SELECT 1"),
+            Some(&token),
+            tonic::Code::NotFound,
+            "unknown_datasource",
+        ),
+        (
+            request("shop", "DELETE FROM orders"),
+            Some(&token),
+            tonic::Code::PermissionDenied,
+            "forbidden",
+        ),
+        (
+            request("shop", "SELEC 1"),
+            Some(&token),
+            tonic::Code::InvalidArgument,
+            "unparseable_sql",
+        ),
+        (
+            request("shop", "SELECT nope FROM orders"),
+            Some(&token),
+            tonic::Code::FailedPrecondition,
+            "database_error",
+        ),
     ];
     for (message, token, code, gatehouse_code) in cases {
         let request = match token {
@@ -357,7 +446,10 @@ async fn grpc_errors_carry_matching_codes() {
         };
         let status = grpc.query(request).await.unwrap_err();
         assert_eq!(status.code(), code, "{status:?}");
-        assert_eq!(status.metadata().get("gatehouse-code").unwrap(), gatehouse_code);
+        assert_eq!(
+            status.metadata().get("gatehouse-code").unwrap(),
+            gatehouse_code
+        );
     }
     let bad = grpc
         .list_datasources(authed(proto::ListDatasourcesRequest {}, "not-a-jwt"))
@@ -382,7 +474,10 @@ async fn grpc_health_and_reflection_are_on() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -401,5 +496,9 @@ async fn grpc_health_and_reflection_are_on() {
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection response");
     };
-    assert!(list.service.iter().any(|s| s.name == "gatehouse.v1.Gatehouse"));
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "gatehouse.v1.Gatehouse")
+    );
 }

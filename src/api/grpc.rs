@@ -40,7 +40,9 @@ fn status(error: GatewayError) -> Status {
     use tonic::Code;
     let code = match &error {
         GatewayError::Unauthenticated(_) => Code::Unauthenticated,
-        GatewayError::IdentityUnavailable | GatewayError::DatasourceUnavailable(_) => Code::Unavailable,
+        GatewayError::IdentityUnavailable | GatewayError::DatasourceUnavailable(_) => {
+            Code::Unavailable
+        }
         GatewayError::InvalidRequest(_)
         | GatewayError::UnparseableSql(_)
         | GatewayError::UnsupportedType(_) => Code::InvalidArgument,
@@ -59,15 +61,18 @@ fn status(error: GatewayError) -> Status {
 
 fn param(index: usize, value: proto::Value) -> Result<Param, Status> {
     let invalid = |message: &str| {
-        status(GatewayError::InvalidRequest(format!("params[{index}]: {message}")))
+        status(GatewayError::InvalidRequest(format!(
+            "params[{index}]: {message}"
+        )))
     };
     Ok(match value.kind {
         None | Some(Kind::NullValue(_)) => Param::Null,
         Some(Kind::BoolValue(b)) => Param::Bool(b),
         Some(Kind::IntValue(i)) => Param::Int(i),
-        Some(Kind::UintValue(u)) => {
-            Param::Int(i64::try_from(u).map_err(|_| invalid("unsigned value exceeds the 64-bit signed range"))?)
-        }
+        Some(Kind::UintValue(u)) => Param::Int(
+            i64::try_from(u)
+                .map_err(|_| invalid("unsigned value exceeds the 64-bit signed range"))?,
+        ),
         Some(Kind::FloatValue(f)) => Param::Float(f),
         Some(
             Kind::DecimalValue(s)
@@ -80,10 +85,19 @@ fn param(index: usize, value: proto::Value) -> Result<Param, Status> {
             | Kind::IntervalValue(s),
         ) => Param::Text(s),
         Some(Kind::JsonValue(s)) => Param::Json(
-            serde_json::from_str(&s).map_err(|e| invalid(&format!("json_value is not valid JSON: {e}")))?,
+            serde_json::from_str(&s)
+                .map_err(|e| invalid(&format!("json_value is not valid JSON: {e}")))?,
         ),
-        Some(Kind::BytesValue(_)) => return Err(invalid("bytes parameters are not supported; send base64 text and decode it in SQL")),
-        Some(Kind::ArrayValue(_)) => return Err(invalid("array parameters are not supported; send a JSON array as json_value")),
+        Some(Kind::BytesValue(_)) => {
+            return Err(invalid(
+                "bytes parameters are not supported; send base64 text and decode it in SQL",
+            ));
+        }
+        Some(Kind::ArrayValue(_)) => {
+            return Err(invalid(
+                "array parameters are not supported; send a JSON array as json_value",
+            ));
+        }
     })
 }
 
@@ -180,7 +194,9 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
                 driver: ds.driver.to_string(),
             })
             .collect();
-        Ok(Response::new(proto::ListDatasourcesResponse { datasources }))
+        Ok(Response::new(proto::ListDatasourcesResponse {
+            datasources,
+        }))
     }
 
     async fn get_schema(

@@ -48,9 +48,13 @@ CREATE INDEX orders_customer_id ON orders(customer_id);
 /// Creates (if missing) `DATA_DIR/shop.db` and `DATA_DIR/shop_prod.db`, seeded, and returns
 /// their configurations (`shop` → `dev`, `shop_prod` → `prod`). An existing file is kept
 /// untouched, so a restart keeps whatever was written to it.
-pub async fn ensure_demo_datasources(data_dir: &Path) -> Result<Vec<DatasourceConfig>, DatasourceError> {
-    let demo_error = |context: &str, e: &dyn std::fmt::Display| DatasourceError::Demo(format!("{context}: {e}"));
-    std::fs::create_dir_all(data_dir).map_err(|e| demo_error(&format!("cannot create {}", data_dir.display()), &e))?;
+pub async fn ensure_demo_datasources(
+    data_dir: &Path,
+) -> Result<Vec<DatasourceConfig>, DatasourceError> {
+    let demo_error =
+        |context: &str, e: &dyn std::fmt::Display| DatasourceError::Demo(format!("{context}: {e}"));
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| demo_error(&format!("cannot create {}", data_dir.display()), &e))?;
     let data_dir = std::fs::canonicalize(data_dir)
         .map_err(|e| demo_error(&format!("cannot resolve {}", data_dir.display()), &e))?;
     let mut configs = Vec::new();
@@ -59,9 +63,9 @@ pub async fn ensure_demo_datasources(data_dir: &Path) -> Result<Vec<DatasourceCo
         if !path.exists() {
             create_seeded(&path).await?;
         }
-        let path_text = path
-            .to_str()
-            .ok_or_else(|| DatasourceError::Demo(format!("{} is not valid UTF-8", path.display())))?;
+        let path_text = path.to_str().ok_or_else(|| {
+            DatasourceError::Demo(format!("{} is not valid UTF-8", path.display()))
+        })?;
         configs.push(DatasourceConfig {
             name: DatasourceName::parse(name).map_err(DatasourceError::Demo)?,
             environment: EnvironmentName::parse(environment).map_err(DatasourceError::Demo)?,
@@ -92,8 +96,14 @@ fn url_escape(path: &str) -> String {
 /// Seeds a temporary file next to `path` and moves it into place only when complete, so a
 /// crash never leaves a half-seeded database that a restart would then keep.
 async fn create_seeded(path: &Path) -> Result<(), DatasourceError> {
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("demo.db");
-    let temp = path.with_file_name(format!(".{file_name}.{}.seeding", uuid::Uuid::new_v4().simple()));
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("demo.db");
+    let temp = path.with_file_name(format!(
+        ".{file_name}.{}.seeding",
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = seed_file(&temp).await;
     let result = result.and_then(|()| publish(&temp, path));
     let _ = std::fs::remove_file(&temp);
@@ -101,13 +111,16 @@ async fn create_seeded(path: &Path) -> Result<(), DatasourceError> {
 }
 
 async fn seed_file(temp: &PathBuf) -> Result<(), DatasourceError> {
-    let error = |e: sqlx::Error| DatasourceError::Demo(format!("cannot seed {}: {e}", temp.display()));
+    let error =
+        |e: sqlx::Error| DatasourceError::Demo(format!("cannot seed {}: {e}", temp.display()));
     // Rollback journal while seeding, so the file is complete on its own when closed.
     let options = SqliteConnectOptions::new()
         .filename(temp)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Delete);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.map_err(error)?;
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(error)?;
     let (customers, orders) = generate(SEED);
     let mut tx = conn.begin().await.map_err(error)?;
     tx.execute(sqlx::raw_sql(SCHEMA)).await.map_err(error)?;
@@ -146,7 +159,9 @@ async fn seed_file(temp: &PathBuf) -> Result<(), DatasourceError> {
     // WAL lets the write pool write while the read pool reads. The mode is stored in the
     // file; closing the only connection checkpoints and removes the -wal/-shm files, so
     // the single file moved into place is the whole database.
-    conn.execute("PRAGMA journal_mode = WAL").await.map_err(error)?;
+    conn.execute("PRAGMA journal_mode = WAL")
+        .await
+        .map_err(error)?;
     conn.close().await.map_err(error)?;
     Ok(())
 }
@@ -155,7 +170,8 @@ async fn seed_file(temp: &PathBuf) -> Result<(), DatasourceError> {
 /// there meanwhile (a hard link fails if the target exists; rename is the fallback for
 /// file systems without links).
 fn publish(temp: &Path, path: &Path) -> Result<(), DatasourceError> {
-    let error = |e: std::io::Error| DatasourceError::Demo(format!("cannot create {}: {e}", path.display()));
+    let error =
+        |e: std::io::Error| DatasourceError::Demo(format!("cannot create {}: {e}", path.display()));
     match std::fs::hard_link(temp, path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -204,7 +220,9 @@ impl SplitMix64 {
     }
 
     fn digits(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from(b'0' + self.below(10) as u8)).collect()
+        (0..n)
+            .map(|_| char::from(b'0' + self.below(10) as u8))
+            .collect()
     }
 }
 
@@ -231,27 +249,104 @@ pub(crate) struct Order {
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
-    "Carlos", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley",
-    "Priya", "Wei", "Fatima", "Hiroshi", "Olga", "Mateo", "Aisha", "Liam", "Sofia", "Noah",
-    "Chloé", "Zoë", "José", "Björn",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Ashley",
+    "Priya",
+    "Wei",
+    "Fatima",
+    "Hiroshi",
+    "Olga",
+    "Mateo",
+    "Aisha",
+    "Liam",
+    "Sofia",
+    "Noah",
+    "Chloé",
+    "Zoë",
+    "José",
+    "Björn",
 ];
 
 const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
-    "Clark", "Ramirez", "Lewis", "Robinson", "Patel", "Nguyen", "Kim", "O'Brien", "Müller",
-    "Novak", "Rossi", "Dubois", "Tanaka", "Kowalski",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Patel",
+    "Nguyen",
+    "Kim",
+    "O'Brien",
+    "Müller",
+    "Novak",
+    "Rossi",
+    "Dubois",
+    "Tanaka",
+    "Kowalski",
 ];
 
-const EMAIL_DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "mail.example.com"];
+const EMAIL_DOMAINS: &[&str] = &[
+    "example.com",
+    "example.org",
+    "example.net",
+    "mail.example.com",
+];
 
 /// US area codes in real use (none is N11 or 555).
 const AREA_CODES: &[u16] = &[
-    201, 206, 212, 213, 214, 305, 312, 313, 404, 415, 503, 512, 602, 617, 702, 713, 720, 773,
-    805, 818, 917, 919,
+    201, 206, 212, 213, 214, 305, 312, 313, 404, 415, 503, 512, 602, 617, 702, 713, 720, 773, 805,
+    818, 917, 919,
 ];
 
 const STATUSES: &[(&str, u64)] = &[
@@ -395,7 +490,11 @@ fn ssn(rng: &mut SplitMix64) -> String {
             break candidate;
         }
     };
-    format!("{area:03}-{:02}-{:04}", rng.range(1, 99), rng.range(1, 9999))
+    format!(
+        "{area:03}-{:02}-{:04}",
+        rng.range(1, 99),
+        rng.range(1, 9999)
+    )
 }
 
 /// The digit that makes `payload` + digit pass the Luhn check.
@@ -420,10 +519,10 @@ fn luhn_check_digit(payload: &str) -> char {
 
 fn card_number(rng: &mut SplitMix64) -> String {
     let (prefix, len) = match rng.below(10) {
-        0..=4 => ("4".to_owned(), 16),                            // Visa
-        5..=7 => (rng.range(51, 55).to_string(), 16),             // Mastercard
-        8 => (rng.range(2221, 2720).to_string(), 16),             // Mastercard 2-series
-        _ => ((*rng.pick(&["34", "37"])).to_owned(), 15),         // American Express
+        0..=4 => ("4".to_owned(), 16),                    // Visa
+        5..=7 => (rng.range(51, 55).to_string(), 16),     // Mastercard
+        8 => (rng.range(2221, 2720).to_string(), 16),     // Mastercard 2-series
+        _ => ((*rng.pick(&["34", "37"])).to_owned(), 15), // American Express
     };
     let mut number = prefix;
     number.push_str(&rng.digits(len - 1 - number.len()));
@@ -486,7 +585,11 @@ fn iban(rng: &mut SplitMix64) -> String {
         // Netherlands: 4-letter bank, 10-digit account.
         _ => (
             "NL",
-            format!("{}{}", rng.pick(&["ABNA", "INGB", "RABO", "TRIO", "SNSB"]), rng.digits(10)),
+            format!(
+                "{}{}",
+                rng.pick(&["ABNA", "INGB", "RABO", "TRIO", "SNSB"]),
+                rng.digits(10)
+            ),
         ),
     };
     let iban = iban_from_bban(bban.0, &bban.1);
@@ -513,7 +616,10 @@ fn contact_note(rng: &mut SplitMix64, first: &str, last: &str) -> String {
         1 => write!(note, "Call {number} before noon, not at work."),
         2 => write!(note, "Alternate email for invoices: {alternate}"),
         3 => write!(note, "Assistant handles orders; reach them on {number}."),
-        _ => write!(note, "Changed address in March. New mobile {number}, email {alternate}."),
+        _ => write!(
+            note,
+            "Changed address in March. New mobile {number}, email {alternate}."
+        ),
     };
     note
 }
@@ -539,8 +645,14 @@ mod tests {
     #[test]
     fn iban_reference_numbers() {
         assert!(iban_valid("GB82 WEST 1234 5698 7654 32"));
-        assert_eq!(iban_from_bban("DE", "370400440532013000"), "DE89370400440532013000");
-        assert_eq!(iban_from_bban("GB", "WEST12345698765432"), "GB82WEST12345698765432");
+        assert_eq!(
+            iban_from_bban("DE", "370400440532013000"),
+            "DE89370400440532013000"
+        );
+        assert_eq!(
+            iban_from_bban("GB", "WEST12345698765432"),
+            "GB82WEST12345698765432"
+        );
     }
 
     fn iban_valid(iban: &str) -> bool {
@@ -556,8 +668,31 @@ mod tests {
         assert_eq!(orders.len(), 1_200);
         assert_eq!(generate(SEED), (customers.clone(), orders.clone()));
         assert_ne!(generate(SEED + 1).0, customers);
-        // Pin the first row: a change here changes every demo database.
-        assert_eq!(customers[0], generate(SEED).0[0]);
+        // Pinned: a change here changes every demo database, which should be deliberate.
+        assert_eq!(
+            customers[0],
+            Customer {
+                id: 1,
+                full_name: "Anthony Novak".into(),
+                email: "a.novak@mail.example.com".into(),
+                phone: None,
+                ssn: Some("732-20-3002".into()),
+                card_number: Some("2232 5078 6001 4687".into()),
+                iban: Some("NL27 INGB 0567 3889 09".into()),
+                notes: Some("Call (773) 908-0083 before noon, not at work.".into()),
+                created_at: "2025-10-03T00:33:07Z".into(),
+            }
+        );
+        assert_eq!(
+            orders[0],
+            Order {
+                id: 1,
+                customer_id: 48,
+                amount_cents: 14_903,
+                status: "paid",
+                created_at: "2025-10-30T15:54:20Z".into(),
+            }
+        );
         assert!(orders.iter().all(|o| (1..=250).contains(&o.customer_id)));
         let statuses: std::collections::BTreeSet<&str> = orders.iter().map(|o| o.status).collect();
         assert_eq!(statuses.len(), 5);
@@ -566,14 +701,23 @@ mod tests {
     #[test]
     fn every_card_passes_luhn() {
         let (customers, _) = generate(SEED);
-        let cards: Vec<&String> = customers.iter().filter_map(|c| c.card_number.as_ref()).collect();
+        let cards: Vec<&String> = customers
+            .iter()
+            .filter_map(|c| c.card_number.as_ref())
+            .collect();
         assert!(cards.len() > 100);
         for card in cards {
             let digits: String = card.chars().filter(char::is_ascii_digit).collect();
             assert!(luhn_valid(card), "{card}");
             match digits.len() {
-                16 => assert!(digits.starts_with('4') || digits.starts_with('5') || digits.starts_with('2'), "{card}"),
-                15 => assert!(digits.starts_with("34") || digits.starts_with("37"), "{card}"),
+                16 => assert!(
+                    digits.starts_with('4') || digits.starts_with('5') || digits.starts_with('2'),
+                    "{card}"
+                ),
+                15 => assert!(
+                    digits.starts_with("34") || digits.starts_with("37"),
+                    "{card}"
+                ),
                 n => panic!("{card}: {n} digits"),
             }
         }
@@ -623,10 +767,17 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc_in_range() {
         let (customers, orders) = generate(SEED);
-        for at in customers.iter().map(|c| &c.created_at).chain(orders.iter().map(|o| &o.created_at)) {
+        for at in customers
+            .iter()
+            .map(|c| &c.created_at)
+            .chain(orders.iter().map(|o| &o.created_at))
+        {
             let parsed = DateTime::parse_from_rfc3339(at).unwrap();
             assert!(at.ends_with('Z'));
-            assert!((2024..=2025).contains(&chrono::Datelike::year(&parsed)), "{at}");
+            assert!(
+                (2024..=2025).contains(&chrono::Datelike::year(&parsed)),
+                "{at}"
+            );
         }
     }
 

@@ -376,7 +376,9 @@ impl Datasource {
 
     /// `SELECT 1` on the read pool, for `/readyz`.
     pub async fn ping(&self) -> Result<(), ExecError> {
-        self.execute(Access::Read, "SELECT 1", &[], 1).await.map(|_| ())
+        self.execute(Access::Read, "SELECT 1", &[], 1)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -453,7 +455,10 @@ mod tests {
     #[test]
     fn driver_names() {
         assert_eq!(Driver::MySql.to_string(), "mysql");
-        assert_eq!(serde_json::to_value(Driver::Postgres).unwrap(), json!("postgres"));
+        assert_eq!(
+            serde_json::to_value(Driver::Postgres).unwrap(),
+            json!("postgres")
+        );
         assert_eq!(
             serde_json::from_value::<Driver>(json!("sqlite")).unwrap(),
             Driver::Sqlite
@@ -466,7 +471,10 @@ mod tests {
             message: "relation \"nope\" does not exist".into(),
             code: Some("42P01".into()),
         };
-        assert_eq!(db.to_string(), "relation \"nope\" does not exist (code 42P01)");
+        assert_eq!(
+            db.to_string(),
+            "relation \"nope\" does not exist (code 42P01)"
+        );
         let unsupported = ExecError::UnsupportedType {
             column: "p".into(),
             type_name: "point".into(),
@@ -493,7 +501,9 @@ mod tests {
             "mysql://user:hunter2@host:notaport/db",
             "oracle://user:hunter2@host/db",
         ] {
-            let err = Datasource::connect(&config("a", url)).unwrap_err().to_string();
+            let err = Datasource::connect(&config("a", url))
+                .unwrap_err()
+                .to_string();
             assert!(!err.contains("hunter2"), "{err}");
             assert!(err.contains("datasource `a`"), "{err}");
         }
@@ -506,7 +516,8 @@ mod tests {
         .unwrap();
         let names: Vec<&str> = set.iter().map(|d| d.name().as_str()).collect();
         assert_eq!(names, ["a", "z"]);
-        let dup = Datasources::from_configs(&[config("a", "sqlite://x"), config("a", "sqlite://y")]);
+        let dup =
+            Datasources::from_configs(&[config("a", "sqlite://x"), config("a", "sqlite://y")]);
         assert!(matches!(dup, Err(DatasourceError::Duplicate(_))));
     }
 }

@@ -14,14 +14,17 @@ use sqlx::mysql::{
     MySqlPoolOptions, MySqlRow, MySqlTypeInfo,
 };
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Column as _, ConnectOptions as _, Connection as _, Decode, Executor as _, Row as _};
+use sqlx::{
+    AssertSqlSafe, Column as _, ConnectOptions as _, Connection as _, Decode, Executor as _,
+    Row as _,
+};
 use sqlx::{SqlSafeStr as _, Statement as _, Type, TypeInfo as _, ValueRef as _};
 
 use super::run::{Checkout, Failed, RowDecoder, collect, non_database_error, unavailable};
 use super::value::widen_f32;
 use super::{
-    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement,
-    Value, millis,
+    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
+    millis,
 };
 use crate::config::DatasourceConfig;
 
@@ -53,7 +56,10 @@ pub(crate) struct MySqlPools {
 }
 
 impl MySqlPools {
-    pub fn new(config: &DatasourceConfig, settings: &PoolSettings) -> Result<MySqlPools, DatasourceError> {
+    pub fn new(
+        config: &DatasourceConfig,
+        settings: &PoolSettings,
+    ) -> Result<MySqlPools, DatasourceError> {
         let parse = |field: &'static str, url: &str| {
             MySqlConnectOptions::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
                 datasource: config.name.to_string(),
@@ -153,9 +159,14 @@ impl MySqlPools {
 /// Runs once per new connection, so it costs nothing per statement. The read pool's
 /// sessions refuse writes (`SET SESSION TRANSACTION READ ONLY` applies to every later
 /// transaction, autocommit statements included); both pools get the server-side timeout.
-async fn set_up_session(conn: &mut MySqlConnection, read_only: bool, timeout_ms: u64) -> Result<(), sqlx::Error> {
+async fn set_up_session(
+    conn: &mut MySqlConnection,
+    read_only: bool,
+    timeout_ms: u64,
+) -> Result<(), sqlx::Error> {
     if read_only {
-        conn.execute(sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY")).await?;
+        conn.execute(sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY"))
+            .await?;
     }
     let seconds = format!("{}.{:03}", timeout_ms / 1000, timeout_ms % 1000);
     let mariadb = conn
@@ -166,7 +177,8 @@ async fn set_up_session(conn: &mut MySqlConnection, read_only: bool, timeout_ms:
     match mariadb {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e))
-            if e.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number)
+            if e.try_downcast_ref::<MySqlDatabaseError>()
+                .map(MySqlDatabaseError::number)
                 == Some(ER_UNKNOWN_SYSTEM_VARIABLE) =>
         {
             // MySQL: milliseconds, and for SELECT only.
@@ -217,9 +229,13 @@ fn map_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError
     let sqlx::Error::Database(db) = error else {
         return non_database_error(datasource, timeout_ms, error);
     };
-    let number = db.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number);
+    let number = db
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .map(MySqlDatabaseError::number);
     match number {
-        Some(ER_STATEMENT_TIMEOUT | ER_QUERY_TIMEOUT) => ExecError::Timeout { after_ms: timeout_ms },
+        Some(ER_STATEMENT_TIMEOUT | ER_QUERY_TIMEOUT) => ExecError::Timeout {
+            after_ms: timeout_ms,
+        },
         Some(ER_READ_ONLY_TRANSACTION) => ExecError::ReadOnly,
         _ => ExecError::Database {
             message: db.message().to_owned(),
@@ -375,12 +391,17 @@ impl Kind {
             Kind::Year => Value::Int(i64::from(u16::from_le_bytes(fixed(bytes)?))),
             Kind::Float => Value::Float(widen_f32(f32::from_le_bytes(fixed(bytes)?))),
             Kind::Double => Value::Float(f64::from_le_bytes(fixed(bytes)?)),
-            Kind::Decimal => Value::Decimal(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?),
-            Kind::Text => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?),
+            Kind::Decimal => {
+                Value::Decimal(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?)
+            }
+            Kind::Text => {
+                Value::Text(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?)
+            }
             Kind::Bytes => Value::Bytes(bytes.to_vec()),
             Kind::Json => {
                 let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-                serde_json::from_str(text).map_or_else(|_| Value::Text(text.to_owned()), Value::Json)
+                serde_json::from_str(text)
+                    .map_or_else(|_| Value::Text(text.to_owned()), Value::Json)
             }
             // BIT(M), M ≤ 64: big-endian bits, returned as an unsigned integer.
             Kind::Bit => {
@@ -412,7 +433,9 @@ fn little_endian(bytes: &[u8], signed: bool) -> Result<i64, String> {
         (4, true) => i64::from(i32::from_le_bytes(fixed(bytes)?)),
         (4, false) => i64::from(u32::from_le_bytes(fixed(bytes)?)),
         (8, true) => i64::from_le_bytes(fixed(bytes)?),
-        (8, false) => i64::try_from(u64::from_le_bytes(fixed(bytes)?)).map_err(|e| e.to_string())?,
+        (8, false) => {
+            i64::try_from(u64::from_le_bytes(fixed(bytes)?)).map_err(|e| e.to_string())?
+        }
         (n, _) => return Err(format!("integer of {n} bytes")),
     })
 }
@@ -430,7 +453,11 @@ fn time(time: MySqlTime) -> Value {
     {
         return Value::Time(t);
     }
-    let sign = if time.sign() == MySqlTimeSign::Negative { "-" } else { "" };
+    let sign = if time.sign() == MySqlTimeSign::Negative {
+        "-"
+    } else {
+        ""
+    };
     let mut text = format!(
         "{sign}{:02}:{:02}:{:02}",
         time.hours(),
@@ -451,14 +478,23 @@ mod tests {
     fn integers_by_width_and_sign() {
         assert_eq!(little_endian(&[0xff], true).unwrap(), -1);
         assert_eq!(little_endian(&[0xff], false).unwrap(), 255);
-        assert_eq!(little_endian(&[0xff, 0xff, 0xff, 0x7f], true).unwrap(), i64::from(i32::MAX));
-        assert_eq!(little_endian(&[0xff; 4], false).unwrap(), i64::from(u32::MAX));
+        assert_eq!(
+            little_endian(&[0xff, 0xff, 0xff, 0x7f], true).unwrap(),
+            i64::from(i32::MAX)
+        );
+        assert_eq!(
+            little_endian(&[0xff; 4], false).unwrap(),
+            i64::from(u32::MAX)
+        );
         assert!(little_endian(&[0; 3], true).is_err());
         assert_eq!(
             Kind::BigUnsigned.decode_bytes(&[0xff; 8]).unwrap(),
             Value::UInt(u64::MAX)
         );
-        assert_eq!(Kind::Bit.decode_bytes(&[0x01, 0x02]).unwrap(), Value::UInt(0x0102));
+        assert_eq!(
+            Kind::Bit.decode_bytes(&[0x01, 0x02]).unwrap(),
+            Value::UInt(0x0102)
+        );
     }
 
     #[test]

@@ -18,14 +18,16 @@ use sqlx::postgres::{
     PgPoolOptions, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat, Postgres,
 };
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Column as _, ConnectOptions as _, Connection as _, Encode, Executor as _};
+use sqlx::{
+    AssertSqlSafe, Column as _, ConnectOptions as _, Connection as _, Encode, Executor as _,
+};
 use sqlx::{Row as _, SqlSafeStr as _, Statement as _, Type, TypeInfo as _, ValueRef as _};
 
 use super::run::{Checkout, Failed, RowDecoder, collect, non_database_error, unavailable};
 use super::value::{format_time, widen_f32};
 use super::{
-    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement,
-    Value, millis,
+    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
+    millis,
 };
 use crate::config::DatasourceConfig;
 
@@ -35,7 +37,10 @@ pub(crate) struct PgPools {
 }
 
 impl PgPools {
-    pub fn new(config: &DatasourceConfig, settings: &PoolSettings) -> Result<PgPools, DatasourceError> {
+    pub fn new(
+        config: &DatasourceConfig,
+        settings: &PoolSettings,
+    ) -> Result<PgPools, DatasourceError> {
         let parse = |field: &'static str, url: &str| {
             PgConnectOptions::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
                 datasource: config.name.to_string(),
@@ -186,7 +191,10 @@ impl Type<Postgres> for UntypedNull {
 }
 
 impl Encode<'_, Postgres> for UntypedNull {
-    fn encode_by_ref(&self, _buf: &mut PgArgumentBuffer) -> Result<sqlx::encode::IsNull, BoxDynError> {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, BoxDynError> {
         Ok(sqlx::encode::IsNull::Yes)
     }
 }
@@ -196,7 +204,10 @@ impl Encode<'_, Postgres> for UntypedNull {
 async fn describe(conn: &mut PgConnection, statement: &Statement<'_>) -> Result<Vec<Column>, ()> {
     let types: Vec<PgTypeInfo> = statement.params.iter().map(param_type).collect();
     let prepared = conn
-        .prepare_with(AssertSqlSafe(statement.sql.to_owned()).into_sql_str(), &types)
+        .prepare_with(
+            AssertSqlSafe(statement.sql.to_owned()).into_sql_str(),
+            &types,
+        )
         .await;
     let cleared = conn.clear_cached_statements().await;
     let prepared = prepared.map_err(|error| {
@@ -225,7 +236,9 @@ fn map_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError
     };
     match pg.code() {
         // query_canceled: statement_timeout (nothing else cancels our sessions).
-        "57014" => ExecError::Timeout { after_ms: timeout_ms },
+        "57014" => ExecError::Timeout {
+            after_ms: timeout_ms,
+        },
         // read_only_sql_transaction: a write on the read pool, also through a function.
         "25006" => ExecError::ReadOnly,
         code => {
@@ -319,13 +332,18 @@ fn plan(type_info: &PgTypeInfo) -> (String, Option<Kind>) {
     match type_info.kind() {
         PgTypeKind::Array(element) => {
             let (name, decode) = plan(element);
-            (format!("{name}[]"), decode.map(|d| Kind::Array(Box::new(d))))
+            (
+                format!("{name}[]"),
+                decode.map(|d| Kind::Array(Box::new(d))),
+            )
         }
         // An enum's binary form is its label.
         PgTypeKind::Enum(_) => (type_info.name().to_owned(), Some(Kind::Text)),
         // A domain's values are sent in its base type's form.
         PgTypeKind::Domain(base) => (type_info.name().to_owned(), plan(base).1),
-        PgTypeKind::Simple if type_info.name() == "citext" => ("citext".to_owned(), Some(Kind::Text)),
+        PgTypeKind::Simple if type_info.name() == "citext" => {
+            ("citext".to_owned(), Some(Kind::Text))
+        }
         _ => (type_info.name().to_lowercase(), None),
     }
 }
@@ -429,7 +447,9 @@ impl Kind {
             Kind::Uuid => Value::Uuid(uuid::Uuid::from_bytes(fixed(bytes)?)),
             Kind::Json => Value::Json(serde_json::from_slice(bytes).map_err(|e| e.to_string())?),
             Kind::Jsonb => match bytes.split_first() {
-                Some((1, text)) => Value::Json(serde_json::from_slice(text).map_err(|e| e.to_string())?),
+                Some((1, text)) => {
+                    Value::Json(serde_json::from_slice(text).map_err(|e| e.to_string())?)
+                }
                 _ => return Err("unknown jsonb version".to_owned()),
             },
             Kind::Inet => Value::Text(inet(bytes)?),
@@ -463,7 +483,10 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.0.len() < n {
-            return Err(format!("value ends early: wanted {n} bytes, {} left", self.0.len()));
+            return Err(format!(
+                "value ends early: wanted {n} bytes, {} left",
+                self.0.len()
+            ));
         }
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
@@ -585,7 +608,9 @@ fn time_of_day(micros: i64) -> Result<Option<NaiveTime>, String> {
     let seconds = u32::try_from(micros / 1_000_000).map_err(|e| e.to_string())?;
     let nanos = u32::try_from(micros % 1_000_000 * 1_000).map_err(|e| e.to_string())?;
     // 24:00:00 is a valid PostgreSQL time but no `NaiveTime`.
-    Ok(NaiveTime::from_num_seconds_from_midnight_opt(seconds, nanos))
+    Ok(NaiveTime::from_num_seconds_from_midnight_opt(
+        seconds, nanos,
+    ))
 }
 
 fn time(micros: i64) -> Result<Value, String> {
@@ -674,8 +699,14 @@ fn inet(bytes: &[u8]) -> Result<String, String> {
     let address = r.take(usize::from(len))?;
     r.end()?;
     let (text, max_bits) = match family {
-        PGSQL_AF_INET => (std::net::Ipv4Addr::from(fixed::<4>(address)?).to_string(), 32),
-        PGSQL_AF_INET6 => (std::net::Ipv6Addr::from(fixed::<16>(address)?).to_string(), 128),
+        PGSQL_AF_INET => (
+            std::net::Ipv4Addr::from(fixed::<4>(address)?).to_string(),
+            32,
+        ),
+        PGSQL_AF_INET6 => (
+            std::net::Ipv6Addr::from(fixed::<16>(address)?).to_string(),
+            128,
+        ),
         other => return Err(format!("unknown address family {other}")),
     };
     Ok(if is_cidr != 0 || bits != max_bits {
@@ -746,20 +777,44 @@ mod tests {
 
     #[test]
     fn numeric_text_forms() {
-        assert_eq!(numeric(&numeric_bytes(0, NUMERIC_POS, 0, &[])).unwrap(), "0");
-        assert_eq!(numeric(&numeric_bytes(0, NUMERIC_POS, 2, &[])).unwrap(), "0.00");
-        assert_eq!(numeric(&numeric_bytes(0, NUMERIC_POS, 2, &[1, 5000])).unwrap(), "1.50");
+        assert_eq!(
+            numeric(&numeric_bytes(0, NUMERIC_POS, 0, &[])).unwrap(),
+            "0"
+        );
+        assert_eq!(
+            numeric(&numeric_bytes(0, NUMERIC_POS, 2, &[])).unwrap(),
+            "0.00"
+        );
+        assert_eq!(
+            numeric(&numeric_bytes(0, NUMERIC_POS, 2, &[1, 5000])).unwrap(),
+            "1.50"
+        );
         assert_eq!(
             numeric(&numeric_bytes(1, NUMERIC_NEG, 3, &[12, 3456, 7800])).unwrap(),
             "-123456.780"
         );
         // 0.00001234: first digit group sits two groups after the point.
-        assert_eq!(numeric(&numeric_bytes(-2, NUMERIC_POS, 8, &[1234])).unwrap(), "0.00001234");
+        assert_eq!(
+            numeric(&numeric_bytes(-2, NUMERIC_POS, 8, &[1234])).unwrap(),
+            "0.00001234"
+        );
         // 10000 * 10000^1 with trailing zero groups omitted from the digits.
-        assert_eq!(numeric(&numeric_bytes(2, NUMERIC_POS, 0, &[1])).unwrap(), "100000000");
-        assert_eq!(numeric(&numeric_bytes(0, NUMERIC_NAN, 0, &[])).unwrap(), "NaN");
-        assert_eq!(numeric(&numeric_bytes(0, NUMERIC_PINF, 0, &[])).unwrap(), "Infinity");
-        assert_eq!(numeric(&numeric_bytes(0, NUMERIC_NINF, 0, &[])).unwrap(), "-Infinity");
+        assert_eq!(
+            numeric(&numeric_bytes(2, NUMERIC_POS, 0, &[1])).unwrap(),
+            "100000000"
+        );
+        assert_eq!(
+            numeric(&numeric_bytes(0, NUMERIC_NAN, 0, &[])).unwrap(),
+            "NaN"
+        );
+        assert_eq!(
+            numeric(&numeric_bytes(0, NUMERIC_PINF, 0, &[])).unwrap(),
+            "Infinity"
+        );
+        assert_eq!(
+            numeric(&numeric_bytes(0, NUMERIC_NINF, 0, &[])).unwrap(),
+            "-Infinity"
+        );
         assert!(numeric(&[0, 1]).is_err());
         assert!(numeric(&numeric_bytes(0, NUMERIC_POS, 0, &[10_000])).is_err());
     }
@@ -768,7 +823,10 @@ mod tests {
     fn interval_iso_8601() {
         let hour = 3_600_000_000;
         assert_eq!(iso_interval(0, 0, 0), "PT0S");
-        assert_eq!(iso_interval(14, 3, 4 * hour + 5 * 60_000_000 + 6_500_000), "P1Y2M3DT4H5M6.5S");
+        assert_eq!(
+            iso_interval(14, 3, 4 * hour + 5 * 60_000_000 + 6_500_000),
+            "P1Y2M3DT4H5M6.5S"
+        );
         assert_eq!(iso_interval(0, -1, -2 * hour), "P-1DT-2H");
         assert_eq!(iso_interval(0, 0, -1_250_000), "PT-1.25S");
         assert_eq!(iso_interval(-1, 0, 0), "P-1M");
@@ -790,11 +848,17 @@ mod tests {
     fn times_and_zones() {
         assert_eq!(timetz(0, -19_800).unwrap(), "00:00:00+05:30");
         assert_eq!(timetz(1_500_000, 3600).unwrap(), "00:00:01.500000-01");
-        assert_eq!(time(MICROS_PER_DAY).unwrap(), Value::Text("24:00:00".into()));
+        assert_eq!(
+            time(MICROS_PER_DAY).unwrap(),
+            Value::Text("24:00:00".into())
+        );
         assert!(time(-1).is_err());
         assert_eq!(
             timestamp(0).unwrap(),
-            NaiveDate::from_ymd_opt(2000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()
+            NaiveDate::from_ymd_opt(2000, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
         );
         assert_eq!(
             date(-1).unwrap(),

@@ -117,7 +117,8 @@ where
         })?;
         let row = match item {
             Either::Left(done) => {
-                collected.rows_affected = collected.rows_affected.saturating_add(rows_affected(&done));
+                collected.rows_affected =
+                    collected.rows_affected.saturating_add(rows_affected(&done));
                 continue;
             }
             Either::Right(row) => row,
@@ -141,7 +142,9 @@ where
                 decoder.insert(started)
             }
         };
-        collected.rows.push(decoder.decode(&row).map_err(not_reusable)?);
+        collected
+            .rows
+            .push(decoder.decode(&row).map_err(not_reusable)?);
     }
     collected.complete = true;
     Ok(collected)
@@ -198,11 +201,17 @@ pub(crate) fn unavailable(datasource: &str, timeout_ms: u64, error: &sqlx::Error
         sqlx::Error::WorkerCrashed => "the database worker thread stopped".to_owned(),
         _ => "the connection failed".to_owned(),
     };
-    ExecError::Unavailable(format!("datasource `{datasource}` is unavailable: {reason}"))
+    ExecError::Unavailable(format!(
+        "datasource `{datasource}` is unavailable: {reason}"
+    ))
 }
 
 /// Errors that are not the database's answer to the statement.
-pub(crate) fn non_database_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError {
+pub(crate) fn non_database_error(
+    datasource: &str,
+    timeout_ms: u64,
+    error: sqlx::Error,
+) -> ExecError {
     match error {
         sqlx::Error::Encode(e) => {
             let message = e.to_string();
@@ -220,7 +229,9 @@ pub(crate) fn non_database_error(datasource: &str, timeout_ms: u64, error: sqlx:
             match counts.as_slice() {
                 [expected, given] => ExecError::InvalidParam {
                     index: expected.min(given) + 1,
-                    message: format!("the statement has {expected} parameters but {given} were given"),
+                    message: format!(
+                        "the statement has {expected} parameters but {given} were given"
+                    ),
                 },
                 _ => ExecError::InvalidParam { index: 1, message },
             }

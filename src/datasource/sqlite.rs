@@ -22,12 +22,15 @@ use sqlx::sqlite::{
     LockedSqliteHandle, Sqlite, SqliteArguments, SqliteConnectOptions, SqlitePool,
     SqlitePoolOptions, SqliteRow,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions as _, Decode, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
+use sqlx::{
+    AssertSqlSafe, ConnectOptions as _, Decode, Executor as _, Row as _, TypeInfo as _,
+    ValueRef as _,
+};
 
 use super::run::{Checkout, Failed, RowDecoder, collect, non_database_error, unavailable};
 use super::{
-    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement,
-    Value, millis,
+    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
+    millis,
 };
 use crate::config::DatasourceConfig;
 
@@ -46,7 +49,10 @@ pub(crate) struct SqlitePools {
 }
 
 impl SqlitePools {
-    pub fn new(config: &DatasourceConfig, settings: &PoolSettings) -> Result<SqlitePools, DatasourceError> {
+    pub fn new(
+        config: &DatasourceConfig,
+        settings: &PoolSettings,
+    ) -> Result<SqlitePools, DatasourceError> {
         let parse = |field: &'static str, url: &str| {
             SqliteConnectOptions::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
                 datasource: config.name.to_string(),
@@ -170,7 +176,9 @@ fn map_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError
     let code = db.code().and_then(|c| c.parse::<i32>().ok());
     // Extended result codes keep the primary code in the low byte.
     match code.map(|c| c & 0xff) {
-        Some(SQLITE_INTERRUPT) => ExecError::Timeout { after_ms: timeout_ms },
+        Some(SQLITE_INTERRUPT) => ExecError::Timeout {
+            after_ms: timeout_ms,
+        },
         Some(SQLITE_READONLY) => ExecError::ReadOnly,
         _ => ExecError::Database {
             message: db.message().to_owned(),
@@ -221,6 +229,21 @@ mod ffi {
         pub fn sqlite3_extended_errcode(db: *mut c_void) -> c_int;
         pub fn sqlite3_stmt_readonly(stmt: *mut c_void) -> c_int;
         pub fn sqlite3_limit(db: *mut c_void, id: c_int, new_value: c_int) -> c_int;
+        pub fn sqlite3_get_autocommit(db: *mut c_void) -> c_int;
+        pub fn sqlite3_exec(
+            db: *mut c_void,
+            sql: *const c_char,
+            callback: Option<
+                unsafe extern "C" fn(
+                    *mut c_void,
+                    c_int,
+                    *mut *mut c_char,
+                    *mut *mut c_char,
+                ) -> c_int,
+            >,
+            arg: *mut c_void,
+            errmsg: *mut *mut c_char,
+        ) -> c_int;
     }
 
     pub const SQLITE_LIMIT_ATTACHED: c_int = 7;
@@ -230,15 +253,44 @@ mod ffi {
 /// holds no statement, the first statement's shape when it holds exactly one, and an error
 /// when it holds more or does not compile.
 ///
-/// Two more guards ride on the compile. `ATTACH` is switched off (limit of zero attached
-/// databases): it would open, or create, any file the service can reach, and stay attached
-/// to the pooled connection. And on the read pool a statement SQLite itself says writes
-/// is refused before it runs: `query_only` stops writes to the database, but `VACUUM INTO`
-/// creates its output file before failing.
-fn inspect(handle: &mut LockedSqliteHandle<'_>, sql: &str, access: Access) -> Result<Option<Shape>, ExecError> {
+/// The connection state is reset first, since SQLite runs in-process and this costs
+/// microseconds, not round trips: a transaction an earlier statement left open is rolled
+/// back, `ATTACH` is switched off (it would open, or create, any file the service can
+/// reach, and stay attached to the pooled connection), and on the read pool `query_only`
+/// is set again (a `PRAGMA query_only = 0` lasts one statement). Then on the read pool a
+/// statement SQLite itself says writes is refused before it runs: `query_only` stops
+/// writes to the database, but `VACUUM INTO` creates its output file before failing.
+fn inspect(
+    handle: &mut LockedSqliteHandle<'_>,
+    sql: &str,
+    access: Access,
+) -> Result<Option<Shape>, ExecError> {
     let db = handle.as_raw_handle().as_ptr().cast::<c_void>();
-    // SAFETY: `db` is a live connection, locked out of sqlx's worker thread (see below).
-    unsafe { ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0) };
+    // SAFETY: `db` is a live connection, locked out of sqlx's worker thread (see below);
+    // the SQL strings are NUL-terminated literals.
+    unsafe {
+        if ffi::sqlite3_get_autocommit(db) == 0 {
+            ffi::sqlite3_exec(
+                db,
+                c"ROLLBACK".as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+        ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0);
+        if access == Access::Read
+            && ffi::sqlite3_exec(
+                db,
+                c"PRAGMA query_only = 1".as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            ) != ffi::SQLITE_OK
+        {
+            return Err(compile_error(db));
+        }
+    }
     let base = sql.as_ptr().cast::<c_char>();
     let mut offset = 0_usize;
     let mut shape = None;
@@ -253,7 +305,9 @@ fn inspect(handle: &mut LockedSqliteHandle<'_>, sql: &str, access: Access) -> Re
         // while `handle` is borrowed; `base + offset .. + remaining` lies inside `sql`
         // (offset only grows to a `tail` SQLite returned, which points into the input);
         // every statement compiled here is finalized before the next iteration.
-        let rc = unsafe { ffi::sqlite3_prepare_v2(db, base.add(offset), remaining, &mut stmt, &mut tail) };
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(db, base.add(offset), remaining, &mut stmt, &mut tail)
+        };
         if rc != ffi::SQLITE_OK {
             // SAFETY: finalizing a null statement is a no-op; otherwise as above.
             unsafe { ffi::sqlite3_finalize(stmt) };
@@ -305,7 +359,9 @@ unsafe fn compile_error(db: *mut c_void) -> ExecError {
     // SAFETY: per the contract; the returned string lives until the next API call.
     let (message, code) = unsafe {
         (
-            CStr::from_ptr(ffi::sqlite3_errmsg(db)).to_string_lossy().into_owned(),
+            CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned(),
             ffi::sqlite3_extended_errcode(db),
         )
     };
@@ -320,15 +376,23 @@ unsafe fn compile_error(db: *mut c_void) -> ExecError {
 unsafe fn columns(stmt: *mut c_void) -> Vec<(String, Option<String>)> {
     let text = |ptr: *const c_char| {
         // SAFETY: SQLite returns null or a NUL-terminated UTF-8 string owned by `stmt`.
-        (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+        (!ptr.is_null()).then(|| {
+            unsafe { CStr::from_ptr(ptr) }
+                .to_string_lossy()
+                .into_owned()
+        })
     };
     // SAFETY: per the contract.
     let count = unsafe { ffi::sqlite3_column_count(stmt) };
     (0..count)
         .map(|i| {
             // SAFETY: `i` is a valid column index of `stmt`.
-            let (name, declared) =
-                unsafe { (ffi::sqlite3_column_name(stmt, i), ffi::sqlite3_column_decltype(stmt, i)) };
+            let (name, declared) = unsafe {
+                (
+                    ffi::sqlite3_column_name(stmt, i),
+                    ffi::sqlite3_column_decltype(stmt, i),
+                )
+            };
             (
                 text(name).unwrap_or_default(),
                 text(declared).map(|t| t.to_lowercase()),
@@ -349,7 +413,10 @@ impl SqliteDecoder {
         let mut columns = Vec::with_capacity(first.len());
         for i in 0..first.len() {
             let (name, declared) = shape.columns.get(i).cloned().unwrap_or_else(|| {
-                let name = first.columns().get(i).map(|c| sqlx::Column::name(c).to_owned());
+                let name = first
+                    .columns()
+                    .get(i)
+                    .map(|c| sqlx::Column::name(c).to_owned());
                 (name.unwrap_or_default(), None)
             });
             let type_name = match declared {

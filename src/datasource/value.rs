@@ -45,7 +45,9 @@ impl Serialize for Value {
         match self {
             Value::Null => serializer.serialize_unit(),
             Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Int(i) if i.unsigned_abs() <= MAX_EXACT_JSON_INTEGER => serializer.serialize_i64(*i),
+            Value::Int(i) if i.unsigned_abs() <= MAX_EXACT_JSON_INTEGER => {
+                serializer.serialize_i64(*i)
+            }
             Value::Int(i) => serializer.collect_str(i),
             Value::UInt(u) if *u <= MAX_EXACT_JSON_INTEGER => serializer.serialize_u64(*u),
             Value::UInt(u) => serializer.collect_str(u),
@@ -114,9 +116,18 @@ mod tests {
 
     #[test]
     fn integers_beyond_2_pow_53_become_strings() {
-        assert_eq!(json(Value::Int(9_007_199_254_740_992)), json!(9_007_199_254_740_992_i64));
-        assert_eq!(json(Value::Int(-9_007_199_254_740_992)), json!(-9_007_199_254_740_992_i64));
-        assert_eq!(json(Value::Int(9_007_199_254_740_993)), json!("9007199254740993"));
+        assert_eq!(
+            json(Value::Int(9_007_199_254_740_992)),
+            json!(9_007_199_254_740_992_i64)
+        );
+        assert_eq!(
+            json(Value::Int(-9_007_199_254_740_992)),
+            json!(-9_007_199_254_740_992_i64)
+        );
+        assert_eq!(
+            json(Value::Int(9_007_199_254_740_993)),
+            json!("9007199254740993")
+        );
         assert_eq!(json(Value::Int(i64::MIN)), json!("-9223372036854775808"));
         assert_eq!(json(Value::UInt(u64::MAX)), json!("18446744073709551615"));
         assert_eq!(json(Value::UInt(7)), json!(7));
@@ -142,7 +153,10 @@ mod tests {
             json!("00:00:01")
         );
         let ts = date.and_time(time);
-        assert_eq!(json(Value::Timestamp(ts)), json!("2024-02-29T13:04:05.000120"));
+        assert_eq!(
+            json(Value::Timestamp(ts)),
+            json!("2024-02-29T13:04:05.000120")
+        );
         assert_eq!(
             json(Value::TimestampTz(ts.and_utc())),
             json!("2024-02-29T13:04:05.000120Z")
@@ -155,10 +169,17 @@ mod tests {
         assert_eq!(json(Value::Bytes(vec![0, 255, 1])), json!("AP8B"));
         assert_eq!(json(Value::Decimal("-1.50".into())), json!("-1.50"));
         let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
-        assert_eq!(json(Value::Uuid(id)), json!("01234567-89ab-cdef-0123-456789abcdef"));
+        assert_eq!(
+            json(Value::Uuid(id)),
+            json!("01234567-89ab-cdef-0123-456789abcdef")
+        );
         assert_eq!(json(Value::Json(json!({"a": [1]}))), json!({"a": [1]}));
         assert_eq!(
-            json(Value::Array(vec![Value::Int(1), Value::Null, Value::Text("x".into())])),
+            json(Value::Array(vec![
+                Value::Int(1),
+                Value::Null,
+                Value::Text("x".into())
+            ])),
             json!([1, null, "x"])
         );
     }

@@ -93,9 +93,7 @@ pub enum IntentError {
         dialect: &'static str,
         message: String,
     },
-    #[error(
-        "the request holds {count} statements; send exactly one statement per request"
-    )]
+    #[error("the request holds {count} statements; send exactly one statement per request")]
     MultipleStatements { count: usize },
 }
 
@@ -106,11 +104,10 @@ pub fn analyze(driver: Driver, sql: &str) -> Result<Intent, IntentError> {
         Driver::MySql => (&MySqlDialect {}, "MySQL/MariaDB"),
         Driver::Sqlite => (&SQLiteDialect {}, "SQLite"),
     };
-    let statements =
-        Parser::parse_sql(dialect, sql).map_err(|e| IntentError::Unparseable {
-            dialect: dialect_name,
-            message: e.to_string(),
-        })?;
+    let statements = Parser::parse_sql(dialect, sql).map_err(|e| IntentError::Unparseable {
+        dialect: dialect_name,
+        message: e.to_string(),
+    })?;
     let statement = match statements.as_slice() {
         [] => return Err(IntentError::Empty),
         [one] => one,
@@ -142,14 +139,16 @@ impl ReadClassifier {
             return;
         };
         let function = last.value.to_ascii_lowercase();
-        let denied = DENIED_FUNCTIONS.iter().any(|pattern| match pattern.split_once('*') {
-            Some((prefix, suffix)) => {
-                function.starts_with(prefix)
-                    && function.ends_with(suffix)
-                    && function.len() >= prefix.len() + suffix.len()
-            }
-            None => function == *pattern,
-        });
+        let denied = DENIED_FUNCTIONS
+            .iter()
+            .any(|pattern| match pattern.split_once('*') {
+                Some((prefix, suffix)) => {
+                    function.starts_with(prefix)
+                        && function.ends_with(suffix)
+                        && function.len() >= prefix.len() + suffix.len()
+                }
+                None => function == *pattern,
+            });
         if denied {
             self.note(format!("calls the denied function `{function}`"));
         }
@@ -278,6 +277,9 @@ mod tests {
     #[test]
     fn reasons_name_the_problem() {
         let intent = analyze(Driver::Postgres, "SELECT pg_sleep(1)").unwrap();
-        assert_eq!(intent.not_read_reasons(), ["calls the denied function `pg_sleep`"]);
+        assert_eq!(
+            intent.not_read_reasons(),
+            ["calls the denied function `pg_sleep`"]
+        );
     }
 }

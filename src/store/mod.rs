@@ -93,12 +93,18 @@ impl ControlStore {
         let sql = "INSERT INTO gatehouse_instance (key, value) VALUES ('created_at', $1), \
                    ('created_by_version', $2) ON CONFLICT (key) DO NOTHING";
         let result = match self {
-            ControlStore::Sqlite(pool) => {
-                sqlx::query(sql).bind(&now).bind(version).execute(pool).await.map(|_| ())
-            }
-            ControlStore::Postgres(pool) => {
-                sqlx::query(sql).bind(&now).bind(version).execute(pool).await.map(|_| ())
-            }
+            ControlStore::Sqlite(pool) => sqlx::query(sql)
+                .bind(&now)
+                .bind(version)
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            ControlStore::Postgres(pool) => sqlx::query(sql)
+                .bind(&now)
+                .bind(version)
+                .execute(pool)
+                .await
+                .map(|_| ()),
         };
         result.map_err(|e| StoreError::Query(e.to_string()))
     }

@@ -13,7 +13,8 @@
 use gatehouse::config::{DatabaseUrl, DatasourceConfig, DatasourceName, EnvironmentName};
 use sqlx::{Connection as _, Executor as _};
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://gatehouse_test:gatehouse_test@127.0.0.1:5432/postgres";
+const DEFAULT_POSTGRES_URL: &str =
+    "postgres://gatehouse_test:gatehouse_test@127.0.0.1:5432/postgres";
 const DEFAULT_MYSQL_URL: &str = "mysql://gatehouse_test:gatehouse_test@127.0.0.1:3306/mysql";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,9 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| unreachable_server("PostgreSQL", &admin_url, &e));
         admin
-            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))))
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE \"{name}\""
+            ))))
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
         let _ = admin.close().await;
@@ -84,7 +87,10 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
         let path = dir.path().join("test.db");
-        let path = path.to_str().expect("temporary path is not UTF-8").to_owned();
+        let path = path
+            .to_str()
+            .expect("temporary path is not UTF-8")
+            .to_owned();
         TestDb {
             url: format!("sqlite://{path}?mode=rwc"),
             engine: Engine::Sqlite,
@@ -100,19 +106,25 @@ impl TestDb {
         let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
         let result = match self.engine {
             Engine::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 let result = conn.execute(sql).await.map(|_| ());
                 let _ = conn.close().await;
                 result
             }
             Engine::MariaDb => {
-                let mut conn = sqlx::MySqlConnection::connect(&self.url).await.expect("connect");
+                let mut conn = sqlx::MySqlConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 let result = conn.execute(sql).await.map(|_| ());
                 let _ = conn.close().await;
                 result
             }
             Engine::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 let result = conn.execute(sql).await.map(|_| ());
                 let _ = conn.close().await;
                 result
@@ -156,12 +168,16 @@ impl Drop for TestDb {
                 let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(drop_sql));
                 match engine {
                     Engine::Postgres => {
-                        let mut conn = sqlx::PgConnection::connect(&admin_url).await.map_err(|e| e.to_string())?;
+                        let mut conn = sqlx::PgConnection::connect(&admin_url)
+                            .await
+                            .map_err(|e| e.to_string())?;
                         conn.execute(sql).await.map_err(|e| e.to_string())?;
                         let _ = conn.close().await;
                     }
                     _ => {
-                        let mut conn = sqlx::MySqlConnection::connect(&admin_url).await.map_err(|e| e.to_string())?;
+                        let mut conn = sqlx::MySqlConnection::connect(&admin_url)
+                            .await
+                            .map_err(|e| e.to_string())?;
                         conn.execute(sql).await.map_err(|e| e.to_string())?;
                         let _ = conn.close().await;
                     }
@@ -177,7 +193,10 @@ impl Drop for TestDb {
 }
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 fn random_name() -> String {
@@ -192,7 +211,9 @@ fn with_database(url: &str, database: &str) -> String {
         Some((location, query)) => (location, Some(query)),
         None => (rest, None),
     };
-    let authority = location.split_once('/').map_or(location, |(authority, _)| authority);
+    let authority = location
+        .split_once('/')
+        .map_or(location, |(authority, _)| authority);
     match query {
         Some(query) => format!("{scheme}://{authority}/{database}?{query}"),
         None => format!("{scheme}://{authority}/{database}"),
@@ -203,7 +224,9 @@ fn with_database(url: &str, database: &str) -> String {
 fn server_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 fn unreachable_server(engine: &str, url: &str, error: &sqlx::Error) -> ! {

@@ -60,7 +60,8 @@ impl Problem {
     }
 
     pub fn invalid_request(detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid_request", detail).with_title("Invalid request")
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+            .with_title("Invalid request")
     }
 }
 
@@ -77,7 +78,9 @@ impl From<GatewayError> for Problem {
             GatewayError::Forbidden { .. } => (StatusCode::FORBIDDEN, "Forbidden"),
             GatewayError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "Statement timed out"),
             GatewayError::Database(_) => (StatusCode::BAD_GATEWAY, "Database error"),
-            GatewayError::UnsupportedType(_) => (StatusCode::BAD_REQUEST, "Unsupported column type"),
+            GatewayError::UnsupportedType(_) => {
+                (StatusCode::BAD_REQUEST, "Unsupported column type")
+            }
             GatewayError::DatasourceUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Datasource unavailable")
             }
@@ -95,10 +98,9 @@ impl IntoResponse for Problem {
             HeaderValue::from_static("application/problem+json"),
         );
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

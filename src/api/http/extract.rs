@@ -53,9 +53,10 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         JsonRejection::JsonSyntaxError(e) => {
             Problem::invalid_request(format!("the body is not valid JSON: {}", e.body_text()))
         }
-        JsonRejection::JsonDataError(e) => {
-            Problem::invalid_request(format!("the body does not match the schema: {}", e.body_text()))
-        }
+        JsonRejection::JsonDataError(e) => Problem::invalid_request(format!(
+            "the body does not match the schema: {}",
+            e.body_text()
+        )),
         JsonRejection::BytesRejection(e) => {
             let status = e.status();
             if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {

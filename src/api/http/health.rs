@@ -73,7 +73,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Re
         })
         .collect();
     let ready = checks.iter().all(|c| c.ok);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let readiness = Readiness {
         status: if ready { "ready" } else { "not_ready" }.to_owned(),
         checks,

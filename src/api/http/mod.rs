@@ -93,7 +93,12 @@ pub fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
         "/openapi.json",
         get(move || {
             let body = openapi_json.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
         }),
     )
     .merge(Scalar::with_url("/docs", openapi))
