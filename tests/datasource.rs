@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveTime};
 use db::TestDb;
 use gatehouse::datasource::{
-    Access, Datasource, ExecError, Param, QueryResult, Value, ensure_demo_datasources,
+    Access, Datasource, ExecError, Param, QueryResult, TableSchema, Value, ensure_demo_datasources,
 };
 use serde_json::json;
 
@@ -45,6 +45,15 @@ fn types(result: &QueryResult) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// (name, type, nullable) of every column of a table.
+fn summary(table: &TableSchema) -> Vec<(&str, &str, bool)> {
+    table
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.type_name.as_str(), c.nullable))
+        .collect()
+}
+
 fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
 }
@@ -62,19 +71,34 @@ async fn capped_huge_result(ds: &Datasource, sql: &str) -> Duration {
     assert_eq!(result.rows.len(), 100);
     assert!(result.truncated);
     assert_eq!(result.rows[99], vec![Value::Int(100)]);
-    assert!(elapsed < Duration::from_secs(2), "capped query took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "capped query took {elapsed:?}"
+    );
     let again = Instant::now();
     assert_eq!(scalar(ds, "SELECT 1").await, Value::Int(1));
-    assert!(again.elapsed() < Duration::from_secs(1), "next query waited {:?}", again.elapsed());
+    assert!(
+        again.elapsed() < Duration::from_secs(1),
+        "next query waited {:?}",
+        again.elapsed()
+    );
     eprintln!("{sql}: capped at 100 rows in {elapsed:?}");
     elapsed
 }
 
 /// Row cap: exactly `max_rows` rows is not truncated, one fewer allowed is.
 async fn row_cap(ds: &Datasource, ten_rows: &str) {
-    for (max_rows, len, truncated) in [(10, 10, false), (11, 10, false), (9, 9, true), (0, 0, true)] {
-        let result = ds.execute(Access::Read, ten_rows, &[], max_rows).await.unwrap();
-        assert_eq!((result.rows.len(), result.truncated), (len, truncated), "max_rows {max_rows}");
+    for (max_rows, len, truncated) in [(10, 10, false), (11, 10, false), (9, 9, true), (0, 0, true)]
+    {
+        let result = ds
+            .execute(Access::Read, ten_rows, &[], max_rows)
+            .await
+            .unwrap();
+        assert_eq!(
+            (result.rows.len(), result.truncated),
+            (len, truncated),
+            "max_rows {max_rows}"
+        );
     }
 }
 
@@ -86,10 +110,63 @@ async fn assert_timeout(ds: &Datasource, sql: &str, after_ms: u64) {
         matches!(err, ExecError::Timeout { after_ms: a } if a == after_ms),
         "{sql}: {err:?}"
     );
-    assert!(elapsed < Duration::from_secs(1), "{sql}: timed out after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "{sql}: timed out after {elapsed:?}"
+    );
     assert!(err.to_string().contains(&format!("{after_ms} ms")), "{err}");
     eprintln!("{sql}: timeout after {elapsed:?}");
     assert_eq!(scalar(ds, "SELECT 1").await, Value::Int(1));
+}
+
+/// One parameter of every kind.
+fn every_param() -> [Param; 6] {
+    [
+        Param::Int(i64::MIN),
+        Param::Float(2.5),
+        Param::Bool(true),
+        Param::Text("ünï".into()),
+        Param::Json(json!({"a": [1, "two"]})),
+        Param::Null,
+    ]
+}
+
+/// Selects [`every_param`] back; booleans and JSON come back as each engine has them.
+async fn select_every_param(
+    ds: &Datasource,
+    sql: &str,
+    boolean: Value,
+    json: Value,
+) -> QueryResult {
+    let result = ds
+        .execute(Access::Read, sql, &every_param(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        result.rows[0],
+        vec![
+            Value::Int(i64::MIN),
+            Value::Float(2.5),
+            boolean,
+            text("ünï"),
+            json,
+            Value::Null
+        ]
+    );
+    result
+}
+
+/// Inserts (1, NULL, [1], 'a') through parameters: the NULL takes its column's type.
+async fn insert_with_params(ds: &Datasource, sql: &str) {
+    let params = [
+        Param::Int(1),
+        Param::Null,
+        Param::Json(json!([1])),
+        Param::Text("a".into()),
+    ];
+    let inserted = ds.execute(Access::Write, sql, &params, 10).await.unwrap();
+    assert_eq!(inserted.rows_affected, 1);
+    assert!(inserted.columns.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -130,12 +207,34 @@ async fn postgres_types() {
     assert_eq!(
         types(&result),
         [
-            ("id", "int4"), ("b", "bool"), ("i2", "int2"), ("i8", "int8"), ("f4", "float4"),
-            ("f8", "float8"), ("n", "numeric"), ("n2", "numeric"), ("tx", "text"),
-            ("vc", "varchar"), ("bc", "bpchar"), ("nm", "name"), ("by", "bytea"), ("d", "date"),
-            ("tm", "time"), ("ts", "timestamp"), ("tz", "timestamptz"), ("iv", "interval"),
-            ("u", "uuid"), ("j", "json"), ("jb", "jsonb"), ("ip", "inet"), ("net", "cidr"),
-            ("ia", "int4[]"), ("ta", "text[]"), ("m", "mood"), ("p", "int4"), ("ma", "mood[]"),
+            ("id", "int4"),
+            ("b", "bool"),
+            ("i2", "int2"),
+            ("i8", "int8"),
+            ("f4", "float4"),
+            ("f8", "float8"),
+            ("n", "numeric"),
+            ("n2", "numeric"),
+            ("tx", "text"),
+            ("vc", "varchar"),
+            ("bc", "bpchar"),
+            ("nm", "name"),
+            ("by", "bytea"),
+            ("d", "date"),
+            ("tm", "time"),
+            ("ts", "timestamp"),
+            ("tz", "timestamptz"),
+            ("iv", "interval"),
+            ("u", "uuid"),
+            ("j", "json"),
+            ("jb", "jsonb"),
+            ("ip", "inet"),
+            ("net", "cidr"),
+            ("ia", "int4[]"),
+            ("ta", "text[]"),
+            ("m", "mood"),
+            ("p", "int4"),
+            ("ma", "mood[]"),
         ]
     );
     let row = &result.rows[0];
@@ -200,7 +299,9 @@ async fn postgres_types() {
     )
     .await;
     for row in &numerics.rows {
-        let Value::Text(expected) = &row[1] else { panic!("{row:?}") };
+        let Value::Text(expected) = &row[1] else {
+            panic!("{row:?}")
+        };
         assert_eq!(row[0], Value::Decimal(expected.clone()));
     }
 
@@ -238,60 +339,49 @@ async fn postgres_types() {
     // A result without rows still has typed columns.
     let empty = read(&ds, "SELECT id, tz, 'x'::text AS label FROM t WHERE false").await;
     assert!(empty.rows.is_empty() && !empty.truncated);
-    assert_eq!(types(&empty), [("id", "int4"), ("tz", "timestamptz"), ("label", "text")]);
+    assert_eq!(
+        types(&empty),
+        [("id", "int4"), ("tz", "timestamptz"), ("label", "text")]
+    );
 }
 
 #[tokio::test]
 async fn postgres_params() {
     let db = TestDb::postgres().await;
-    db.exec("CREATE TABLE p (id int4 PRIMARY KEY, x int4, doc jsonb, label text)").await;
+    db.exec("CREATE TABLE p (id int4 PRIMARY KEY, x int4, doc jsonb, label text)")
+        .await;
     let ds = datasource(&db, 5_000, 2);
-    let params = [
-        Param::Int(i64::MAX),
-        Param::Float(2.5),
-        Param::Bool(true),
-        Param::Text("ünï".into()),
-        Param::Json(json!({"a": [1, "two"]})),
-        Param::Null,
-    ];
-    let result = ds
-        .execute(
-            Access::Read,
-            "SELECT $1 AS i, $2 AS f, $3 AS b, $4 AS t, $5 AS j, $6::text AS n",
-            &params,
-            10,
-        )
-        .await
-        .unwrap();
+    let result = select_every_param(
+        &ds,
+        "SELECT $1 AS i, $2 AS f, $3 AS b, $4 AS t, $5 AS j, $6::text AS n",
+        Value::Bool(true),
+        Value::Json(json!({"a": [1, "two"]})),
+    )
+    .await;
     assert_eq!(
         types(&result),
-        [("i", "int8"), ("f", "float8"), ("b", "bool"), ("t", "text"), ("j", "jsonb"), ("n", "text")]
-    );
-    assert_eq!(
-        result.rows[0],
-        vec![
-            Value::Int(i64::MAX),
-            Value::Float(2.5),
-            Value::Bool(true),
-            text("ünï"),
-            Value::Json(json!({"a": [1, "two"]})),
-            Value::Null,
+        [
+            ("i", "int8"),
+            ("f", "float8"),
+            ("b", "bool"),
+            ("t", "text"),
+            ("j", "jsonb"),
+            ("n", "text")
         ]
     );
     // NULL takes its type from where it goes; int8 parameters compare with int4 columns.
-    let inserted = ds
+    insert_with_params(
+        &ds,
+        "INSERT INTO p (id, x, doc, label) VALUES ($1, $2, $3, $4)",
+    )
+    .await;
+    let found = ds
         .execute(
-            Access::Write,
-            "INSERT INTO p (id, x, doc, label) VALUES ($1, $2, $3, $4)",
-            &[Param::Int(1), Param::Null, Param::Json(json!([1])), Param::Text("a".into())],
+            Access::Read,
+            "SELECT x, doc FROM p WHERE id = $1",
+            &[Param::Int(1)],
             10,
         )
-        .await
-        .unwrap();
-    assert_eq!(inserted.rows_affected, 1);
-    assert!(inserted.columns.is_empty());
-    let found = ds
-        .execute(Access::Read, "SELECT x, doc FROM p WHERE id = $1", &[Param::Int(1)], 10)
         .await
         .unwrap();
     assert_eq!(found.rows, vec![vec![Value::Null, Value::Json(json!([1]))]]);
@@ -307,11 +397,22 @@ async fn postgres_params() {
         .unwrap();
     assert_eq!(injected.rows[0][0], Value::Int(0));
     let err = ds
-        .execute(Access::Read, "SELECT $1::text", &[Param::Text("a\0b".into())], 10)
+        .execute(
+            Access::Read,
+            "SELECT $1::text",
+            &[Param::Text("a\0b".into())],
+            10,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, ExecError::InvalidParam { index: 1, .. }), "{err:?}");
-    let err = ds.execute(Access::Read, "SELECT $1::int4 + $2", &[Param::Int(1)], 10).await.unwrap_err();
+    assert!(
+        matches!(err, ExecError::InvalidParam { index: 1, .. }),
+        "{err:?}"
+    );
+    let err = ds
+        .execute(Access::Read, "SELECT $1::int4 + $2", &[Param::Int(1)], 10)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ExecError::Database { .. }), "{err:?}");
 }
 
@@ -369,7 +470,10 @@ async fn postgres_read_pool_refuses_writes() {
         write(&ds, "SELECT sneaky()").await.rows,
         vec![vec![Value::Int(1)]]
     );
-    assert_eq!(write(&ds, "INSERT INTO t VALUES (2)").await.rows_affected, 1);
+    assert_eq!(
+        write(&ds, "INSERT INTO t VALUES (2)").await.rows_affected,
+        1
+    );
     assert_eq!(write(&ds, "UPDATE t SET x = 3").await.rows_affected, 2);
     assert_eq!(scalar(&ds, "SELECT sum(x) FROM t").await, Value::Int(6));
 
@@ -379,7 +483,10 @@ async fn postgres_read_pool_refuses_writes() {
             .execute(access, "SELECT 1; INSERT INTO t VALUES (100)", &[], 10)
             .await
             .unwrap_err();
-        assert!(matches!(&err, ExecError::Database { code: Some(c), .. } if c == "42601"), "{err:?}");
+        assert!(
+            matches!(&err, ExecError::Database { code: Some(c), .. } if c == "42601"),
+            "{err:?}"
+        );
     }
     assert_eq!(scalar(&ds, "SELECT count(*) FROM t").await, Value::Int(2));
 
@@ -392,11 +499,54 @@ async fn postgres_read_pool_refuses_writes() {
     assert_eq!((deleted.rows.len(), deleted.truncated), (5, true));
     assert_eq!(scalar(&ds, "SELECT count(*) FROM t").await, Value::Int(0));
 
-    let err = ds.execute(Access::Read, "SELECT * FROM nope", &[], 10).await.unwrap_err();
+    let err = ds
+        .execute(Access::Read, "SELECT * FROM nope", &[], 10)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ExecError::Database { code: Some(c), message } if c == "42P01" && message.contains("nope")),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn postgres_read_url_account_serves_the_read_pool() {
+    let db = TestDb::postgres().await;
+    let role = format!("gh_ro_{}", &db.name["gh_test_".len()..]);
+    db.exec(&format!(
+        "CREATE TABLE t (x int4);
+         CREATE ROLE {role} LOGIN PASSWORD 'ro';
+         GRANT SELECT ON t TO {role};"
+    ))
+    .await;
+    let mut config = db.config("split", "prod");
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let host_and_db = rest.rsplit_once('@').unwrap().1;
+    config.read_url = Some(gatehouse::config::DatabaseUrl::new(format!(
+        "{scheme}://{role}:ro@{host_and_db}"
+    )));
+    let ds = Datasource::connect(&config).unwrap();
+    assert_eq!(scalar(&ds, "SELECT current_user::text").await, text(&role));
+    assert_eq!(
+        write(&ds, "SELECT current_user::text").await.rows[0][0],
+        text("gatehouse_test")
+    );
+    let err = ds
+        .execute(Access::Read, "INSERT INTO t VALUES (1)", &[], 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExecError::ReadOnly | ExecError::Database { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        write(&ds, "INSERT INTO t VALUES (1)").await.rows_affected,
+        1
+    );
+    assert_eq!(scalar(&ds, "SELECT count(*) FROM t").await, Value::Int(1));
+    drop(ds);
+    db.exec(&format!("REVOKE ALL ON t FROM {role}; DROP ROLE {role}"))
+        .await;
 }
 
 #[tokio::test]
@@ -415,19 +565,23 @@ async fn postgres_schema() {
     let schema = ds.schema().await.unwrap();
     let tables: Vec<&str> = schema.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(tables, ["customers", "emails", "sales.orders"]);
-    let customers: Vec<(&str, &str, bool)> = schema[0]
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.type_name.as_str(), c.nullable))
-        .collect();
+    let customers = summary(&schema[0]);
     assert_eq!(
         customers,
-        [("id", "int4", false), ("email", "text", false), ("tags", "text[]", true), ("note", "varchar", true)]
+        [
+            ("id", "int4", false),
+            ("email", "text", false),
+            ("tags", "text[]", true),
+            ("note", "varchar", true)
+        ]
     );
     assert_eq!(schema[2].columns[1].type_name, "numeric");
     assert!(!schema[2].columns[0].nullable);
     let json = serde_json::to_value(&schema[1]).unwrap();
-    assert_eq!(json, json!({"name": "emails", "columns": [{"name": "email", "type_name": "text", "nullable": true}]}));
+    assert_eq!(
+        json,
+        json!({"name": "emails", "columns": [{"name": "email", "type_name": "text", "nullable": true}]})
+    );
     ds.ping().await.unwrap();
 }
 
@@ -435,12 +589,17 @@ async fn postgres_schema() {
 async fn unreachable_database_is_unavailable_without_credentials() {
     let db = TestDb::sqlite();
     let mut config = db.config("down", "prod");
-    config.url = gatehouse::config::DatabaseUrl::new("postgres://secret_user:hunter2@127.0.0.1:1/nothing");
+    config.url =
+        gatehouse::config::DatabaseUrl::new("postgres://secret_user:hunter2@127.0.0.1:1/nothing");
     config.statement_timeout_ms = 300;
     let ds = Datasource::connect(&config).unwrap();
     let started = Instant::now();
     let err = ds.ping().await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let message = err.to_string();
     assert!(matches!(err, ExecError::Unavailable(_)), "{err:?}");
     assert!(message.contains("datasource `down`"), "{message}");
@@ -454,8 +613,16 @@ async fn unreachable_database_is_unavailable_without_credentials() {
         "postgres://gatehouse_test:hunter2@127.0.0.1:5432/gh_no_such_database",
     );
     let started = Instant::now();
-    let err = Datasource::connect(&config).unwrap().ping().await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let err = Datasource::connect(&config)
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let message = err.to_string();
     assert!(matches!(err, ExecError::Unavailable(_)), "{err:?}");
     assert!(message.contains("does not exist"), "{message}");
@@ -496,13 +663,34 @@ async fn mariadb_types() {
     assert_eq!(
         types(&result),
         [
-            ("id", "int"), ("ti", "tinyint"), ("tu", "tinyint unsigned"), ("bo", "tinyint"),
-            ("si", "smallint"), ("mi", "mediumint"), ("iu", "int unsigned"), ("bi", "bigint"),
-            ("bu", "bigint unsigned"), ("fl", "float"), ("db", "double"), ("de", "decimal"),
-            ("ch", "char"), ("vc", "varchar"), ("vb", "varchar"), ("tx", "text"), ("en", "enum"),
-            ("st", "char"), ("bn", "binary"), ("vbn", "varbinary"), ("bl", "blob"), ("dt", "date"),
-            ("tm", "time"), ("dtt", "datetime"), ("tsp", "timestamp"), ("yr", "year"),
-            ("js", "text"), ("bt", "bit"),
+            ("id", "int"),
+            ("ti", "tinyint"),
+            ("tu", "tinyint unsigned"),
+            ("bo", "tinyint"),
+            ("si", "smallint"),
+            ("mi", "mediumint"),
+            ("iu", "int unsigned"),
+            ("bi", "bigint"),
+            ("bu", "bigint unsigned"),
+            ("fl", "float"),
+            ("db", "double"),
+            ("de", "decimal"),
+            ("ch", "char"),
+            ("vc", "varchar"),
+            ("vb", "varchar"),
+            ("tx", "text"),
+            ("en", "enum"),
+            ("st", "char"),
+            ("bn", "binary"),
+            ("vbn", "varbinary"),
+            ("bl", "blob"),
+            ("dt", "date"),
+            ("tm", "time"),
+            ("dtt", "datetime"),
+            ("tsp", "timestamp"),
+            ("yr", "year"),
+            ("js", "text"),
+            ("bt", "bit"),
         ]
     );
     let expected = vec![
@@ -554,46 +742,25 @@ async fn mariadb_types() {
 #[tokio::test]
 async fn mariadb_params_cap_timeout_and_read_only() {
     let db = TestDb::mariadb().await;
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, x INT, doc JSON, label TEXT)").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, x INT, doc JSON, label TEXT)")
+        .await;
     let ds = datasource(&db, 200, 1);
-    let params = [
-        Param::Int(i64::MIN),
-        Param::Float(2.5),
-        Param::Bool(true),
-        Param::Text("ünï".into()),
-        Param::Json(json!({"a": 1})),
-        Param::Null,
-    ];
-    let result = ds
-        .execute(Access::Read, "SELECT ?, ?, ?, ?, ?, ?", &params, 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        result.rows[0],
-        vec![
-            Value::Int(i64::MIN),
-            Value::Float(2.5),
-            Value::Int(1),
-            text("ünï"),
-            text(r#"{"a":1}"#),
-            Value::Null,
-        ]
-    );
-    let inserted = ds
-        .execute(
-            Access::Write,
-            "INSERT INTO t (id, x, doc, label) VALUES (?, ?, ?, ?)",
-            &[Param::Int(1), Param::Null, Param::Json(json!([1])), Param::Text("a".into())],
-            10,
-        )
-        .await
-        .unwrap();
-    assert_eq!(inserted.rows_affected, 1);
+    select_every_param(
+        &ds,
+        "SELECT ?, ?, ?, ?, ?, ?",
+        Value::Int(1),
+        text(r#"{"a":[1,"two"]}"#),
+    )
+    .await;
+    insert_with_params(&ds, "INSERT INTO t (id, x, doc, label) VALUES (?, ?, ?, ?)").await;
     let err = ds
         .execute(Access::Read, "SELECT ?, ?", &[Param::Int(1)], 10)
         .await
         .unwrap_err();
-    assert!(matches!(err, ExecError::InvalidParam { index: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, ExecError::InvalidParam { index: 2, .. }),
+        "{err:?}"
+    );
 
     row_cap(&ds, "SELECT seq FROM seq_1_to_10").await;
     // The Sequence engine streams; `seq` is BIGINT UNSIGNED, so cast for `Int`.
@@ -601,7 +768,11 @@ async fn mariadb_params_cap_timeout_and_read_only() {
     assert!(elapsed < Duration::from_secs(1));
     assert_timeout(&ds, "SELECT SLEEP(5)", 200).await;
 
-    for sql in ["INSERT INTO t (id) VALUES (2)", "UPDATE t SET x = 1", "DELETE FROM t"] {
+    for sql in [
+        "INSERT INTO t (id) VALUES (2)",
+        "UPDATE t SET x = 1",
+        "DELETE FROM t",
+    ] {
         let err = ds.execute(Access::Read, sql, &[], 10).await.unwrap_err();
         assert!(matches!(err, ExecError::ReadOnly), "{sql}: {err:?}");
     }
@@ -615,18 +786,35 @@ async fn mariadb_params_cap_timeout_and_read_only() {
     assert_eq!(scalar(&ds, "SELECT COUNT(*) FROM t").await, Value::Int(1));
     assert_eq!(write(&ds, "UPDATE t SET x = 5").await.rows_affected, 1);
 
+    // A procedure's second result set would not match the columns already returned.
+    db.exec("CREATE PROCEDURE two() BEGIN SELECT 1; SELECT 'a', 'b'; END")
+        .await;
+    let err = ds
+        .execute(Access::Write, "CALL two()", &[], 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ExecError::Database { message, .. } if message.contains("more than one result set")),
+        "{err:?}"
+    );
+    assert_eq!(scalar(&ds, "SELECT 1").await, Value::Int(1));
+
     let schema = ds.schema().await.unwrap();
     assert_eq!(schema.len(), 1);
-    let columns: Vec<(&str, &str, bool)> = schema[0]
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.type_name.as_str(), c.nullable))
-        .collect();
+    let columns = summary(&schema[0]);
     assert_eq!(
         columns,
-        [("id", "int", false), ("x", "int", true), ("doc", "longtext", true), ("label", "text", true)]
+        [
+            ("id", "int", false),
+            ("x", "int", true),
+            ("doc", "longtext", true),
+            ("label", "text", true)
+        ]
     );
-    let err = ds.execute(Access::Read, "SELECT * FROM nope", &[], 10).await.unwrap_err();
+    let err = ds
+        .execute(Access::Read, "SELECT * FROM nope", &[], 10)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ExecError::Database { code: Some(c), .. } if c == "42S02"),
         "{err:?}"
@@ -647,12 +835,23 @@ async fn sqlite_types_and_params() {
     )
     .await;
     let ds = datasource(&db, 5_000, 2);
-    let result = read(&ds, "SELECT *, i + 1 AS expr, 'x' AS lit FROM t ORDER BY id").await;
+    let result = read(
+        &ds,
+        "SELECT *, i + 1 AS expr, 'x' AS lit FROM t ORDER BY id",
+    )
+    .await;
     assert_eq!(
         types(&result),
         [
-            ("id", "integer"), ("i", "bigint"), ("r", "real"), ("s", "varchar(10)"), ("b", "blob"),
-            ("n", "numeric"), ("anything", "text"), ("expr", "real"), ("lit", "text"),
+            ("id", "integer"),
+            ("i", "bigint"),
+            ("r", "real"),
+            ("s", "varchar(10)"),
+            ("b", "blob"),
+            ("n", "numeric"),
+            ("anything", "text"),
+            ("expr", "real"),
+            ("lit", "text"),
         ]
     );
     assert_eq!(
@@ -675,33 +874,31 @@ async fn sqlite_types_and_params() {
     assert_eq!(result.rows[1][6], Value::Bytes(vec![1]));
     assert_eq!(result.rows[2][1], Value::Null);
 
-    let params = [
-        Param::Int(-5),
-        Param::Float(2.5),
-        Param::Bool(true),
-        Param::Text("ünï".into()),
-        Param::Json(json!({"a": 1})),
-        Param::Null,
-    ];
-    let result = ds
-        .execute(Access::Read, "SELECT ?1, ?2, ?3, ?4, ?5, ?6", &params, 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        result.rows[0],
-        vec![Value::Int(-5), Value::Float(2.5), Value::Int(1), text("ünï"), text(r#"{"a":1}"#), Value::Null]
-    );
+    let result = select_every_param(
+        &ds,
+        "SELECT ?1, ?2, ?3, ?4, ?5, ?6",
+        Value::Int(1),
+        text(r#"{"a":[1,"two"]}"#),
+    )
+    .await;
     assert_eq!(types(&result)[5], ("?6", "null"));
     let empty = read(&ds, "SELECT id, s FROM t WHERE 0").await;
     assert_eq!(types(&empty), [("id", "integer"), ("s", "varchar(10)")]);
-    let err = ds.execute(Access::Read, "SELECT * FROM nope", &[], 10).await.unwrap_err();
-    assert!(matches!(&err, ExecError::Database { message, .. } if message.contains("nope")), "{err:?}");
+    let err = ds
+        .execute(Access::Read, "SELECT * FROM nope", &[], 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ExecError::Database { message, .. } if message.contains("nope")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn sqlite_cap_timeout_read_only_and_one_statement() {
     let db = TestDb::sqlite();
-    db.exec("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (0);").await;
+    db.exec("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (0);")
+        .await;
     let ds = datasource(&db, 200, 1);
     row_cap(&ds, "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 10) SELECT n FROM s").await;
     capped_huge_result(
@@ -716,16 +913,29 @@ async fn sqlite_cap_timeout_read_only_and_one_statement() {
     )
     .await;
 
-    for sql in ["INSERT INTO t VALUES (1)", "UPDATE t SET x = 1", "CREATE TABLE u (y)", "DELETE FROM t RETURNING x"] {
+    for sql in [
+        "INSERT INTO t VALUES (1)",
+        "UPDATE t SET x = 1",
+        "CREATE TABLE u (y)",
+        "DELETE FROM t RETURNING x",
+    ] {
         let err = ds.execute(Access::Read, sql, &[], 10).await.unwrap_err();
         assert!(matches!(err, ExecError::ReadOnly), "{sql}: {err:?}");
     }
-    assert_eq!(write(&ds, "INSERT INTO t VALUES (1), (2)").await.rows_affected, 2);
+    assert_eq!(
+        write(&ds, "INSERT INTO t VALUES (1), (2)")
+            .await
+            .rows_affected,
+        2
+    );
 
     // sqlx would run every statement in the text; the backstop refuses before anything runs.
     for (access, sql) in [
         (Access::Write, "SELECT 1; DELETE FROM t"),
-        (Access::Write, "INSERT INTO t VALUES (9);INSERT INTO t VALUES (10)"),
+        (
+            Access::Write,
+            "INSERT INTO t VALUES (9);INSERT INTO t VALUES (10)",
+        ),
         (Access::Read, "SELECT 1; SELECT 2"),
         (Access::Write, "SELECT 1; not even sql"),
     ] {
@@ -737,17 +947,29 @@ async fn sqlite_cap_timeout_read_only_and_one_statement() {
     }
     assert_eq!(scalar(&ds, "SELECT count(*) FROM t").await, Value::Int(3));
     // Trailing semicolons and comments are not statements; a text of only comments runs nothing.
-    assert_eq!(scalar(&ds, "SELECT 7; -- done\n ; /* really */").await, Value::Int(7));
-    assert_eq!(scalar(&ds, "  ;\n-- leading\nSELECT 8").await, Value::Int(8));
+    assert_eq!(
+        scalar(&ds, "SELECT 7; -- done\n ; /* really */").await,
+        Value::Int(7)
+    );
+    assert_eq!(
+        scalar(&ds, "  ;\n-- leading\nSELECT 8").await,
+        Value::Int(8)
+    );
     let nothing = read(&ds, "-- nothing here").await;
     assert!(nothing.columns.is_empty() && nothing.rows.is_empty());
-    let err = ds.execute(Access::Read, "SELECT 1\0; DELETE FROM t", &[], 10).await.unwrap_err();
+    let err = ds
+        .execute(Access::Read, "SELECT 1\0; DELETE FROM t", &[], 10)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ExecError::Database { .. }), "{err:?}");
 
     // The read pool cannot be talked out of being read-only: `query_only` is set again
     // before every statement, and writes SQLite itself flags are refused before they run.
     read(&ds, "PRAGMA query_only = 0").await;
-    let err = ds.execute(Access::Read, "INSERT INTO t VALUES (1)", &[], 10).await.unwrap_err();
+    let err = ds
+        .execute(Access::Read, "INSERT INTO t VALUES (1)", &[], 10)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ExecError::ReadOnly), "{err:?}");
     let copy = format!("{}.copy", db.name);
     let err = ds
@@ -759,17 +981,28 @@ async fn sqlite_cap_timeout_read_only_and_one_statement() {
     // No other database file can be attached to a pooled connection, on either pool.
     for access in [Access::Read, Access::Write] {
         let err = ds
-            .execute(access, &format!("ATTACH DATABASE '{copy}' AS other"), &[], 10)
+            .execute(
+                access,
+                &format!("ATTACH DATABASE '{copy}' AS other"),
+                &[],
+                10,
+            )
             .await
             .unwrap_err();
-        assert!(matches!(&err, ExecError::Database { message, .. } if message.contains("attached")), "{err:?}");
+        assert!(
+            matches!(&err, ExecError::Database { message, .. } if message.contains("attached")),
+            "{err:?}"
+        );
     }
     assert!(!std::path::Path::new(&copy).exists());
     // A transaction a statement leaves open is rolled back before the next one runs.
     write(&ds, "BEGIN").await;
     write(&ds, "INSERT INTO t VALUES (42)").await;
     let other = datasource(&db, 5_000, 1);
-    assert_eq!(scalar(&other, "SELECT count(*) FROM t WHERE x = 42").await, Value::Int(1));
+    assert_eq!(
+        scalar(&other, "SELECT count(*) FROM t WHERE x = 42").await,
+        Value::Int(1)
+    );
 }
 
 #[tokio::test]
@@ -793,13 +1026,20 @@ async fn sqlite_cut_write_completes_and_schema() {
 
     let schema = ds.schema().await.unwrap();
     let names: Vec<&str> = schema.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["customers", "emails", "t"], "sqlite_sequence is skipped");
-    let customers: Vec<(&str, &str, bool)> = schema[0]
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.type_name.as_str(), c.nullable))
-        .collect();
-    assert_eq!(customers, [("id", "integer", false), ("email", "text", false), ("note", "", true)]);
+    assert_eq!(
+        names,
+        ["customers", "emails", "t"],
+        "sqlite_sequence is skipped"
+    );
+    let customers = summary(&schema[0]);
+    assert_eq!(
+        customers,
+        [
+            ("id", "integer", false),
+            ("email", "text", false),
+            ("note", "", true)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -819,23 +1059,52 @@ async fn demo_datasources_are_seeded_once() {
             )
         })
         .collect();
-    assert_eq!(summary, [("shop", "dev", 1000, 5000, 4), ("shop_prod", "prod", 1000, 5000, 4)]);
+    assert_eq!(
+        summary,
+        [
+            ("shop", "dev", 1000, 5000, 4),
+            ("shop_prod", "prod", 1000, 5000, 4)
+        ]
+    );
     let shop = Datasource::connect(&configs[0]).unwrap();
     let prod = Datasource::connect(&configs[1]).unwrap();
     for ds in [&shop, &prod] {
-        assert_eq!(scalar(ds, "SELECT count(*) FROM customers").await, Value::Int(250));
-        assert_eq!(scalar(ds, "SELECT count(*) FROM orders").await, Value::Int(1200));
+        assert_eq!(
+            scalar(ds, "SELECT count(*) FROM customers").await,
+            Value::Int(250)
+        );
+        assert_eq!(
+            scalar(ds, "SELECT count(*) FROM orders").await,
+            Value::Int(1200)
+        );
         let schema = ds.schema().await.unwrap();
         let names: Vec<&str> = schema.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["customers", "orders"]);
         assert_eq!(
-            schema[0].columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-            ["id", "full_name", "email", "phone", "ssn", "card_number", "iban", "notes", "created_at"]
+            schema[0]
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "id",
+                "full_name",
+                "email",
+                "phone",
+                "ssn",
+                "card_number",
+                "iban",
+                "notes",
+                "created_at"
+            ]
         );
     }
     let first = read(&shop, "SELECT * FROM customers ORDER BY id LIMIT 3").await;
     let first_prod = read(&prod, "SELECT * FROM customers ORDER BY id LIMIT 3").await;
-    assert_eq!(first.rows, first_prod.rows, "both databases hold the same seed");
+    assert_eq!(
+        first.rows, first_prod.rows,
+        "both databases hold the same seed"
+    );
     assert_eq!(
         types(&first)[..3],
         [("id", "integer"), ("full_name", "text"), ("email", "text")]
@@ -849,7 +1118,10 @@ async fn demo_datasources_are_seeded_once() {
     let again = ensure_demo_datasources(&data_dir).await.unwrap();
     assert_eq!(again.len(), 2);
     let shop = Datasource::connect(&again[0]).unwrap();
-    assert_eq!(scalar(&shop, "SELECT count(*) FROM customers").await, Value::Int(251));
+    assert_eq!(
+        scalar(&shop, "SELECT count(*) FROM customers").await,
+        Value::Int(251)
+    );
     let leftovers: Vec<String> = std::fs::read_dir(&data_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

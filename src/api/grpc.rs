@@ -101,6 +101,10 @@ fn param(index: usize, value: proto::Value) -> Result<Param, Status> {
     })
 }
 
+fn temporal(value: &Value) -> String {
+    value.temporal_text().unwrap_or_default()
+}
+
 fn to_proto(value: Value) -> proto::Value {
     let kind = match value {
         Value::Null => Kind::NullValue(proto::NullValue::NullValue as i32),
@@ -111,12 +115,10 @@ fn to_proto(value: Value) -> proto::Value {
         Value::Decimal(s) => Kind::DecimalValue(s),
         Value::Text(s) => Kind::TextValue(s),
         Value::Bytes(b) => Kind::BytesValue(b),
-        Value::Date(d) => Kind::DateValue(d.to_string()),
-        Value::Time(t) => Kind::TimeValue(t.to_string()),
-        Value::Timestamp(ts) => Kind::TimestampValue(ts.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
-        Value::TimestampTz(ts) => {
-            Kind::TimestamptzValue(ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        }
+        Value::Date(_) => Kind::DateValue(temporal(&value)),
+        Value::Time(_) => Kind::TimeValue(temporal(&value)),
+        Value::Timestamp(_) => Kind::TimestampValue(temporal(&value)),
+        Value::TimestampTz(_) => Kind::TimestamptzValue(temporal(&value)),
         Value::Uuid(u) => Kind::UuidValue(u.to_string()),
         Value::Json(j) => Kind::JsonValue(j.to_string()),
         Value::Interval(s) => Kind::IntervalValue(s),

@@ -7,11 +7,11 @@
 //! masking detectors that validate are exercised for real.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::DateTime;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{Connection as _, Executor as _};
+use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
 
 use super::DatasourceError;
 use crate::config::{DatabaseUrl, DatasourceConfig, DatasourceName, EnvironmentName};
@@ -110,14 +110,15 @@ async fn create_seeded(path: &Path) -> Result<(), DatasourceError> {
     result
 }
 
-async fn seed_file(temp: &PathBuf) -> Result<(), DatasourceError> {
+async fn seed_file(temp: &Path) -> Result<(), DatasourceError> {
     let error =
         |e: sqlx::Error| DatasourceError::Demo(format!("cannot seed {}: {e}", temp.display()));
     // Rollback journal while seeding, so the file is complete on its own when closed.
     let options = SqliteConnectOptions::new()
         .filename(temp)
         .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Delete);
+        .journal_mode(SqliteJournalMode::Delete)
+        .disable_statement_logging();
     let mut conn = sqlx::SqliteConnection::connect_with(&options)
         .await
         .map_err(error)?;

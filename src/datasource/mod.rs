@@ -130,7 +130,9 @@ impl Param {
 }
 
 /// A result column: its name and the database's own type name, lower case (`int4`,
-/// `timestamptz`, `bigint unsigned`, `varchar`; PostgreSQL arrays as `int4[]`).
+/// `timestamptz`, `bigint unsigned`, `varchar`; PostgreSQL arrays as `int4[]`). SQLite
+/// gives the declared type, or for an expression the storage class of its value in the
+/// first row (empty when there is no row).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Column {
     pub name: String,
@@ -327,8 +329,8 @@ impl Datasource {
     /// result size.
     #[tracing::instrument(
         level = "debug",
-        skip_all,
-        fields(datasource = %self.name, driver = %self.driver, access = ?access, max_rows)
+        skip(self, sql, params),
+        fields(datasource = %self.name, driver = %self.driver)
     )]
     pub async fn execute(
         &self,

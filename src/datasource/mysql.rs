@@ -5,26 +5,23 @@
 //! are decoded by the column's protocol type and flags: signedness from the UNSIGNED flag,
 //! text or bytes from the collation (binary collation means bytes).
 
-use std::str::FromStr as _;
-
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sqlx::mysql::types::{MySqlTime, MySqlTimeSign};
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool,
-    MySqlPoolOptions, MySqlRow, MySqlTypeInfo,
+    MySqlPoolOptions, MySqlRow, MySqlTypeInfo, MySqlValueRef,
 };
 use sqlx::query::Query;
-use sqlx::{
-    AssertSqlSafe, Column as _, ConnectOptions as _, Connection as _, Decode, Executor as _,
-    Row as _,
-};
-use sqlx::{SqlSafeStr as _, Statement as _, Type, TypeInfo as _, ValueRef as _};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Decode, Executor as _};
+use sqlx::{SqlSafeStr as _, Type, TypeInfo as _};
 
-use super::run::{Checkout, Failed, RowDecoder, collect, non_database_error, unavailable};
+use super::run::{
+    DecodeKind, TypedColumns, checkout, collect, connect_options, described_columns,
+    non_database_error,
+};
 use super::value::widen_f32;
 use super::{
-    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
-    millis,
+    Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value, millis,
 };
 use crate::config::DatasourceConfig;
 
@@ -32,7 +29,7 @@ use crate::config::DatasourceConfig;
 /// reaches [`STATEMENT_CACHE_TRIM_AT`], on release, off the caller's path.
 ///
 /// Why not prepare and close every time: sqlx 0.9.0 does not set `TCP_NODELAY`
-/// (launchbadge/sqlx#4335, fixed upstream by #4336), and COM_STMT_CLOSE gets no reply, so
+/// (sqlx issue #4335, fixed upstream by pull request #4336), and COM_STMT_CLOSE gets no reply, so
 /// the next request waits in Nagle's algorithm for the server's delayed ACK: about 40 ms
 /// per statement, measured here, against 0.1 ms with the cache. An LRU eviction sends the
 /// same close inline, hence trimming before the cache is full. The cache is safe for
@@ -60,18 +57,7 @@ impl MySqlPools {
         config: &DatasourceConfig,
         settings: &PoolSettings,
     ) -> Result<MySqlPools, DatasourceError> {
-        let parse = |field: &'static str, url: &str| {
-            MySqlConnectOptions::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
-                datasource: config.name.to_string(),
-                field,
-                message: e.to_string(),
-            })
-        };
-        let write_options = parse("url", config.url.expose())?;
-        let read_options = match &config.read_url {
-            Some(url) => parse("read_url", url.expose())?,
-            None => write_options.clone(),
-        };
+        let (read_options, write_options) = connect_options::<MySqlConnectOptions>(config)?;
         let options = |options: MySqlConnectOptions| {
             options
                 // TIMESTAMP values are sent in the session time zone: UTC makes them
@@ -108,49 +94,19 @@ impl MySqlPools {
     }
 
     pub async fn execute(&self, statement: &Statement<'_>) -> Result<QueryResult, ExecError> {
-        let timeout_ms = millis(statement.timeout);
-        let pool = match statement.access {
-            Access::Read => &self.read,
-            Access::Write => &self.write,
-        };
-        let conn = pool
-            .acquire()
-            .await
-            .map_err(|e| unavailable(statement.datasource, timeout_ms, &e))?;
-        let mut conn = Checkout::new(conn);
-        let query = query(statement.sql, statement.params);
-        let map_error = |e| map_error(statement.datasource, timeout_ms, e);
-        let collected = collect::<MySqlRow, MySqlDecoder, _>(
+        let mut conn = checkout(&self.read, &self.write, statement).await?;
+        let outcome = collect(
             statement,
-            conn.fetch_many(query),
-            MySqlDecoder::start,
+            conn.fetch_many(query(statement.sql, statement.params)),
+            start,
             |done| done.rows_affected(),
-            map_error,
+            |e| map_error(statement.datasource, millis(statement.timeout), e),
         )
         .await;
-        let collected = match collected {
-            Ok(collected) => collected,
-            Err(Failed { error, reusable }) => {
-                if reusable {
-                    conn.reusable();
-                }
-                return Err(error);
-            }
-        };
+        let collected = conn.settle(outcome, false)?;
         let columns = match collected.columns.clone() {
-            Some(columns) => {
-                if collected.complete {
-                    conn.reusable();
-                }
-                columns
-            }
-            None => {
-                let described = describe(&mut conn, statement.sql).await;
-                if described.is_ok() {
-                    conn.reusable();
-                }
-                described.unwrap_or_default()
-            }
+            Some(columns) => columns,
+            None => describe(&mut conn, statement.sql).await,
         };
         Ok(collected.into_result(columns))
     }
@@ -210,19 +166,11 @@ fn query(sql: &str, params: &[Param]) -> Query<'static, MySql, MySqlArguments> {
 
 /// The columns of a statement that returned no row, from its prepared form (nothing runs;
 /// the statement is in the connection's cache already).
-async fn describe(conn: &mut MySqlConnection, sql: &str) -> Result<Vec<Column>, ()> {
+async fn describe(conn: &mut MySqlConnection, sql: &str) -> Vec<Column> {
     let prepared = conn
         .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
-        .await
-        .map_err(|error| tracing::debug!(%error, "describe failed"))?;
-    Ok(prepared
-        .columns()
-        .iter()
-        .map(|c| Column {
-            name: c.name().to_owned(),
-            type_name: plan(c.type_info()).0,
-        })
-        .collect())
+        .await;
+    described_columns(prepared, plan)
 }
 
 fn map_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError {
@@ -318,59 +266,21 @@ fn plan(type_info: &MySqlTypeInfo) -> (String, Option<Kind>) {
     }
 }
 
-struct MySqlDecoder {
-    columns: Vec<(String, String, Option<Kind>)>,
+/// Columns and their decoding from the first row of a result.
+fn start(first: &MySqlRow) -> Result<(Vec<Column>, TypedColumns<Kind>), ExecError> {
+    TypedColumns::start(first, plan)
 }
 
-impl MySqlDecoder {
-    fn start(first: &MySqlRow) -> Result<(Vec<Column>, Self), ExecError> {
-        let columns: Vec<(String, String, Option<Kind>)> = first
-            .columns()
-            .iter()
-            .map(|c| {
-                let (type_name, decode) = plan(c.type_info());
-                (c.name().to_owned(), type_name, decode)
-            })
-            .collect();
-        let public = columns
-            .iter()
-            .map(|(name, type_name, _)| Column {
-                name: name.clone(),
-                type_name: type_name.clone(),
-            })
-            .collect();
-        Ok((public, MySqlDecoder { columns }))
-    }
-}
-
-impl RowDecoder<MySqlRow> for MySqlDecoder {
-    fn decode(&mut self, row: &MySqlRow) -> Result<Vec<Value>, ExecError> {
-        let mut values = Vec::with_capacity(self.columns.len());
-        for (i, (name, type_name, decode)) in self.columns.iter().enumerate() {
-            let unsupported = || ExecError::UnsupportedType {
-                column: name.clone(),
-                type_name: type_name.clone(),
-            };
-            let raw = row.try_get_raw(i).map_err(|_| unsupported())?;
-            // Also true for the zero dates '0000-00-00' and '0000-00-00 00:00:00', which
-            // are no date: they come back as null.
-            if raw.is_null() {
-                values.push(Value::Null);
-                continue;
-            }
-            let decode = decode.ok_or_else(unsupported)?;
-            let value = decode.value(raw).map_err(|error| {
-                tracing::debug!(column = %name, %type_name, %error, "cannot decode value");
-                unsupported()
-            })?;
-            values.push(value);
-        }
-        Ok(values)
+/// A value that is null by type includes the zero dates '0000-00-00' and
+/// '0000-00-00 00:00:00', which are no date: they come back as null.
+impl DecodeKind<MySql> for Kind {
+    fn value(&self, raw: MySqlValueRef<'_>) -> Result<Value, String> {
+        self.decode_raw(raw).map_err(|e| e.to_string())
     }
 }
 
 impl Kind {
-    fn value(self, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Value, sqlx::error::BoxDynError> {
+    fn decode_raw(&self, raw: MySqlValueRef<'_>) -> Result<Value, sqlx::error::BoxDynError> {
         Ok(match self {
             Kind::Null => Value::Null,
             Kind::Date => Value::Date(<NaiveDate as Decode<MySql>>::decode(raw)?),

@@ -8,26 +8,25 @@
 //! only known by OID at run time.
 
 use std::fmt::Write as _;
-use std::str::FromStr as _;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgPool,
-    PgPoolOptions, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat, Postgres,
+    PgPoolOptions, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat, PgValueRef, Postgres,
 };
 use sqlx::query::Query;
-use sqlx::{
-    AssertSqlSafe, Column as _, ConnectOptions as _, Connection as _, Encode, Executor as _,
-};
-use sqlx::{Row as _, SqlSafeStr as _, Statement as _, Type, TypeInfo as _, ValueRef as _};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Encode, Executor as _};
+use sqlx::{SqlSafeStr as _, Type, TypeInfo as _};
 
-use super::run::{Checkout, Failed, RowDecoder, collect, non_database_error, unavailable};
+use super::run::{
+    DecodeKind, Failed, TypedColumns, checkout, collect, connect_options, described_columns,
+    non_database_error,
+};
 use super::value::{format_time, widen_f32};
 use super::{
-    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
-    millis,
+    Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value, millis,
 };
 use crate::config::DatasourceConfig;
 
@@ -41,18 +40,7 @@ impl PgPools {
         config: &DatasourceConfig,
         settings: &PoolSettings,
     ) -> Result<PgPools, DatasourceError> {
-        let parse = |field: &'static str, url: &str| {
-            PgConnectOptions::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
-                datasource: config.name.to_string(),
-                field,
-                message: e.to_string(),
-            })
-        };
-        let write_options = parse("url", config.url.expose())?;
-        let read_options = match &config.read_url {
-            Some(url) => parse("read_url", url.expose())?,
-            None => write_options.clone(),
-        };
+        let (read_options, write_options) = connect_options::<PgConnectOptions>(config)?;
         let timeout_ms = millis(settings.timeout).to_string();
         // Startup options apply to the whole session before the first statement: no round
         // trip per statement, and nothing a statement can forget to set.
@@ -83,64 +71,36 @@ impl PgPools {
     }
 
     pub async fn execute(&self, statement: &Statement<'_>) -> Result<QueryResult, ExecError> {
-        let timeout_ms = millis(statement.timeout);
-        let pool = match statement.access {
-            Access::Read => &self.read,
-            Access::Write => &self.write,
-        };
-        let conn = pool
-            .acquire()
-            .await
-            .map_err(|e| unavailable(statement.datasource, timeout_ms, &e))?;
-        let mut conn = Checkout::new(conn);
-        let map_error = |e| map_error(statement.datasource, timeout_ms, e);
-        let mut collected = collect::<PgRow, PgDecoder, _>(
-            statement,
-            conn.fetch_many(query(statement.sql, statement.params)?),
-            PgDecoder::start,
-            |done| done.rows_affected(),
-            map_error,
-        )
-        .await;
-        if matches!(&collected, Err(Failed { error: ExecError::Database { code: Some(code), .. }, .. }) if code == "26000")
-        {
-            // The first time a connection meets a type it does not know (an enum, a domain),
-            // sqlx looks it up with a simple query between Parse and Bind, and a simple
-            // query discards the unnamed statement, so Bind fails with 26000 before anything
-            // ran. The type is cached on the connection now: run it once more.
-            collected = collect::<PgRow, PgDecoder, _>(
+        let mut conn = checkout(&self.read, &self.write, statement).await?;
+        let map_error = |e| map_error(statement.datasource, millis(statement.timeout), e);
+        let mut first_attempt = true;
+        let outcome = loop {
+            let outcome = collect(
                 statement,
                 conn.fetch_many(query(statement.sql, statement.params)?),
-                PgDecoder::start,
+                start,
                 |done| done.rows_affected(),
                 map_error,
             )
             .await;
-        }
-        let collected = match collected {
-            Ok(collected) => collected,
-            Err(Failed { error, reusable }) => {
-                if reusable {
-                    conn.reusable();
-                }
-                return Err(error);
+            // The first time a connection meets a type it does not know (an enum, a
+            // domain), sqlx looks it up with a simple query between Parse and Bind; a simple
+            // query discards the unnamed statement, so Bind fails with 26000 before anything
+            // ran. The type is cached on the connection now: run the statement once more.
+            let unnamed_statement_lost = matches!(
+                &outcome,
+                Err(Failed { error: ExecError::Database { code: Some(code), .. }, .. }) if code == "26000"
+            );
+            if !(unnamed_statement_lost && first_attempt) {
+                break outcome;
             }
+            first_attempt = false;
         };
+        let collected = conn.settle(outcome, false)?;
         let columns = match collected.columns.clone() {
-            Some(columns) => {
-                if collected.complete {
-                    conn.reusable();
-                }
-                columns
-            }
-            None => {
-                // No row arrived, so the columns come from describing the statement.
-                let described = describe(&mut conn, statement).await;
-                if described.is_ok() {
-                    conn.reusable();
-                }
-                described.unwrap_or_default()
-            }
+            Some(columns) => columns,
+            // No row arrived, so the columns come from describing the statement.
+            None => describe(&mut conn, statement).await,
         };
         Ok(collected.into_result(columns))
     }
@@ -201,7 +161,7 @@ impl Encode<'_, Postgres> for UntypedNull {
 
 /// The columns of a statement that returned no row: Parse and Describe it again (nothing
 /// runs), then close the prepared statement so no plan outlives a schema change.
-async fn describe(conn: &mut PgConnection, statement: &Statement<'_>) -> Result<Vec<Column>, ()> {
+async fn describe(conn: &mut PgConnection, statement: &Statement<'_>) -> Vec<Column> {
     let types: Vec<PgTypeInfo> = statement.params.iter().map(param_type).collect();
     let prepared = conn
         .prepare_with(
@@ -209,19 +169,8 @@ async fn describe(conn: &mut PgConnection, statement: &Statement<'_>) -> Result<
             &types,
         )
         .await;
-    let cleared = conn.clear_cached_statements().await;
-    let prepared = prepared.map_err(|error| {
-        tracing::debug!(datasource = statement.datasource, %error, "describe failed");
-    })?;
-    cleared.map_err(|_| ())?;
-    Ok(prepared
-        .columns()
-        .iter()
-        .map(|c| Column {
-            name: c.name().to_owned(),
-            type_name: plan(c.type_info()).0,
-        })
-        .collect())
+    let _ = conn.clear_cached_statements().await;
+    described_columns(prepared, plan)
 }
 
 fn map_error(datasource: &str, timeout_ms: u64, error: sqlx::Error) -> ExecError {
@@ -348,56 +297,17 @@ fn plan(type_info: &PgTypeInfo) -> (String, Option<Kind>) {
     }
 }
 
-struct PgDecoder {
-    columns: Vec<(String, String, Option<Kind>)>,
+/// Columns and their decoding from the first row of a result.
+fn start(first: &PgRow) -> Result<(Vec<Column>, TypedColumns<Kind>), ExecError> {
+    TypedColumns::start(first, plan)
 }
 
-impl PgDecoder {
-    fn start(first: &PgRow) -> Result<(Vec<Column>, Self), ExecError> {
-        let columns: Vec<(String, String, Option<Kind>)> = first
-            .columns()
-            .iter()
-            .map(|c| {
-                let (type_name, decode) = plan(c.type_info());
-                (c.name().to_owned(), type_name, decode)
-            })
-            .collect();
-        let public = columns
-            .iter()
-            .map(|(name, type_name, _)| Column {
-                name: name.clone(),
-                type_name: type_name.clone(),
-            })
-            .collect();
-        Ok((public, PgDecoder { columns }))
-    }
-}
-
-impl RowDecoder<PgRow> for PgDecoder {
-    fn decode(&mut self, row: &PgRow) -> Result<Vec<Value>, ExecError> {
-        let mut values = Vec::with_capacity(self.columns.len());
-        for (i, (name, type_name, decode)) in self.columns.iter().enumerate() {
-            let unsupported = || ExecError::UnsupportedType {
-                column: name.clone(),
-                type_name: type_name.clone(),
-            };
-            let raw = row.try_get_raw(i).map_err(|_| unsupported())?;
-            if raw.is_null() {
-                values.push(Value::Null);
-                continue;
-            }
-            let decode = decode.as_ref().ok_or_else(unsupported)?;
-            if raw.format() != PgValueFormat::Binary {
-                return Err(unsupported());
-            }
-            let bytes = raw.as_bytes().map_err(|_| unsupported())?;
-            let value = decode.value(bytes).map_err(|error| {
-                tracing::debug!(column = %name, %type_name, %error, "cannot decode value");
-                unsupported()
-            })?;
-            values.push(value);
+impl DecodeKind<Postgres> for Kind {
+    fn value(&self, raw: PgValueRef<'_>) -> Result<Value, String> {
+        if raw.format() != PgValueFormat::Binary {
+            return Err("value not in binary format".to_owned());
         }
-        Ok(values)
+        self.decode_binary(raw.as_bytes().map_err(|e| e.to_string())?)
     }
 }
 
@@ -406,7 +316,7 @@ const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 impl Kind {
-    fn value(&self, bytes: &[u8]) -> Result<Value, String> {
+    fn decode_binary(&self, bytes: &[u8]) -> Result<Value, String> {
         Ok(match self {
             Kind::Void => Value::Null,
             Kind::Bool => Value::Bool(fixed::<1>(bytes)?[0] != 0),
@@ -750,7 +660,8 @@ fn nested(dims: &[usize], r: &mut Reader<'_>, element: &Kind) -> Result<Value, S
         items.push(if inner.is_empty() {
             match r.i32()? {
                 -1 => Value::Null,
-                n => element.value(r.take(usize::try_from(n).map_err(|e| e.to_string())?)?)?,
+                n => element
+                    .decode_binary(r.take(usize::try_from(n).map_err(|e| e.to_string())?)?)?,
             }
         } else {
             nested(inner, r, element)?
@@ -777,44 +688,25 @@ mod tests {
 
     #[test]
     fn numeric_text_forms() {
-        assert_eq!(
-            numeric(&numeric_bytes(0, NUMERIC_POS, 0, &[])).unwrap(),
-            "0"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(0, NUMERIC_POS, 2, &[])).unwrap(),
-            "0.00"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(0, NUMERIC_POS, 2, &[1, 5000])).unwrap(),
-            "1.50"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(1, NUMERIC_NEG, 3, &[12, 3456, 7800])).unwrap(),
-            "-123456.780"
-        );
-        // 0.00001234: first digit group sits two groups after the point.
-        assert_eq!(
-            numeric(&numeric_bytes(-2, NUMERIC_POS, 8, &[1234])).unwrap(),
-            "0.00001234"
-        );
-        // 10000 * 10000^1 with trailing zero groups omitted from the digits.
-        assert_eq!(
-            numeric(&numeric_bytes(2, NUMERIC_POS, 0, &[1])).unwrap(),
-            "100000000"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(0, NUMERIC_NAN, 0, &[])).unwrap(),
-            "NaN"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(0, NUMERIC_PINF, 0, &[])).unwrap(),
-            "Infinity"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(0, NUMERIC_NINF, 0, &[])).unwrap(),
-            "-Infinity"
-        );
+        let cases: &[(i16, u16, u16, &[i16], &str)] = &[
+            (0, NUMERIC_POS, 0, &[], "0"),
+            (0, NUMERIC_POS, 2, &[], "0.00"),
+            (0, NUMERIC_POS, 2, &[1, 5000], "1.50"),
+            (1, NUMERIC_NEG, 3, &[12, 3456, 7800], "-123456.780"),
+            // The first digit group sits two groups after the point.
+            (-2, NUMERIC_POS, 8, &[1234], "0.00001234"),
+            // Trailing zero groups are left out of the digits.
+            (2, NUMERIC_POS, 0, &[1], "100000000"),
+            (0, NUMERIC_NAN, 0, &[], "NaN"),
+            (0, NUMERIC_PINF, 0, &[], "Infinity"),
+            (0, NUMERIC_NINF, 0, &[], "-Infinity"),
+        ];
+        for &(weight, sign, dscale, digits, text) in cases {
+            assert_eq!(
+                numeric(&numeric_bytes(weight, sign, dscale, digits)).unwrap(),
+                text
+            );
+        }
         assert!(numeric(&[0, 1]).is_err());
         assert!(numeric(&numeric_bytes(0, NUMERIC_POS, 0, &[10_000])).is_err());
     }

@@ -1,11 +1,51 @@
 //! Driver-neutral execution: reading a result stream up to the row cap, and keeping a
 //! pooled connection only when it is known to be clean.
 
-use futures::{Stream, StreamExt as _};
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Either};
+use std::str::FromStr;
 
-use super::{Access, Column, ExecError, Statement, Value};
+use futures::{Stream, StreamExt as _};
+use sqlx::pool::{Pool, PoolConnection};
+use sqlx::{Column as _, ColumnIndex, Database, Either, Row, ValueRef as _};
+
+use super::{Access, Column, DatasourceError, ExecError, Statement, Value, millis};
+use crate::config::DatasourceConfig;
+
+/// The connect options of the read pool (`read_url`, else `url`) and of the write pool
+/// (`url`). A malformed URL fails here, at start-up; its text is never echoed.
+pub(crate) fn connect_options<O>(config: &DatasourceConfig) -> Result<(O, O), DatasourceError>
+where
+    O: FromStr<Err = sqlx::Error> + Clone,
+{
+    let parse = |field: &'static str, url: &str| {
+        O::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
+            datasource: config.name.to_string(),
+            field,
+            message: e.to_string(),
+        })
+    };
+    let write = parse("url", config.url.expose())?;
+    let read = match &config.read_url {
+        Some(url) => parse("read_url", url.expose())?,
+        None => write.clone(),
+    };
+    Ok((read, write))
+}
+
+/// A connection from the pool the statement's access calls for.
+pub(crate) async fn checkout<DB: Database>(
+    read: &Pool<DB>,
+    write: &Pool<DB>,
+    statement: &Statement<'_>,
+) -> Result<Checkout<DB>, ExecError> {
+    let pool = match statement.access {
+        Access::Read => read,
+        Access::Write => write,
+    };
+    pool.acquire()
+        .await
+        .map(Checkout::new)
+        .map_err(|e| unavailable(statement.datasource, millis(statement.timeout), &e))
+}
 
 /// A pooled connection that is closed, not returned to the pool, unless the execution
 /// marks it [`reusable`](Checkout::reusable).
@@ -31,6 +71,29 @@ impl<DB: Database> Checkout<DB> {
     /// The connection is idle and in a known state: give it back to the pool.
     pub fn reusable(&mut self) {
         self.reusable = true;
+    }
+
+    /// Keeps the connection when the read left it idle (or `cut_is_idle`: SQLite, where a
+    /// cut result leaves nothing on a socket), and turns a failure into its error.
+    pub fn settle(
+        &mut self,
+        outcome: Result<Collected, Failed>,
+        cut_is_idle: bool,
+    ) -> Result<Collected, ExecError> {
+        match outcome {
+            Ok(collected) => {
+                if collected.complete || cut_is_idle {
+                    self.reusable();
+                }
+                Ok(collected)
+            }
+            Err(Failed { error, reusable }) => {
+                if reusable {
+                    self.reusable();
+                }
+                Err(error)
+            }
+        }
     }
 }
 
@@ -59,6 +122,92 @@ impl<DB: Database> Drop for Checkout<DB> {
 /// Decodes the rows of one result; made from its first row, which carries the columns.
 pub(crate) trait RowDecoder<R> {
     fn decode(&mut self, row: &R) -> Result<Vec<Value>, ExecError>;
+}
+
+/// How one column's values of a given type become [`Value`]s.
+pub(crate) trait DecodeKind<DB: Database> {
+    fn value(&self, raw: <DB as Database>::ValueRef<'_>) -> Result<Value, String>;
+}
+
+/// Column-wise decoding by type (PostgreSQL, MariaDB): each column's kind is settled once,
+/// from the first row's type information; `None` is a type returned only through a cast.
+pub(crate) struct TypedColumns<K> {
+    columns: Vec<(Column, Option<K>)>,
+}
+
+impl<K> TypedColumns<K> {
+    /// The columns of `first` with the caller-facing type name and kind `plan` gives each.
+    pub fn start<R: Row>(
+        first: &R,
+        plan: impl Fn(&<R::Database as Database>::TypeInfo) -> (String, Option<K>),
+    ) -> Result<(Vec<Column>, Self), ExecError> {
+        let columns: Vec<(Column, Option<K>)> = first
+            .columns()
+            .iter()
+            .map(|c| {
+                let (type_name, kind) = plan(c.type_info());
+                let column = Column {
+                    name: c.name().to_owned(),
+                    type_name,
+                };
+                (column, kind)
+            })
+            .collect();
+        let public = columns.iter().map(|(column, _)| column.clone()).collect();
+        Ok((public, TypedColumns { columns }))
+    }
+}
+
+/// The columns a prepared statement describes, for a result without rows. Best effort:
+/// when describing failed, the result has no columns.
+pub(crate) fn described_columns<S: sqlx::Statement, K>(
+    prepared: Result<S, sqlx::Error>,
+    plan: impl Fn(&<S::Database as Database>::TypeInfo) -> (String, Option<K>),
+) -> Vec<Column> {
+    match prepared {
+        Ok(prepared) => prepared
+            .columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_owned(),
+                type_name: plan(c.type_info()).0,
+            })
+            .collect(),
+        Err(error) => {
+            tracing::debug!(%error, "describing the statement failed");
+            Vec::new()
+        }
+    }
+}
+
+/// A NULL of any type is fine; a value of an unsupported type, or one that does not
+/// decode, is an [`ExecError::UnsupportedType`] naming the column.
+impl<R, K> RowDecoder<R> for TypedColumns<K>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    K: DecodeKind<R::Database>,
+{
+    fn decode(&mut self, row: &R) -> Result<Vec<Value>, ExecError> {
+        let mut values = Vec::with_capacity(self.columns.len());
+        for (i, (column, kind)) in self.columns.iter().enumerate() {
+            let unsupported = || ExecError::UnsupportedType {
+                column: column.name.clone(),
+                type_name: column.type_name.clone(),
+            };
+            let decoded = match (row.try_get_raw(i), kind) {
+                (Ok(raw), _) if raw.is_null() => Ok(Value::Null),
+                (Ok(raw), Some(kind)) => kind.value(raw),
+                (Ok(_), None) => return Err(unsupported()),
+                (Err(error), _) => Err(error.to_string()),
+            };
+            values.push(decoded.map_err(|error| {
+                tracing::debug!(column = %column.name, type_name = %column.type_name, %error, "cannot decode value");
+                unsupported()
+            })?);
+        }
+        Ok(values)
+    }
 }
 
 /// What a read of the result stream produced.
@@ -107,6 +256,7 @@ where
     };
     let mut start = Some(start);
     let mut decoder: Option<D> = None;
+    let mut ended = false;
     while let Some(item) = stream.next().await {
         let item = item.map_err(|e| {
             let reusable = matches!(e, sqlx::Error::Database(_));
@@ -119,12 +269,27 @@ where
             Either::Left(done) => {
                 collected.rows_affected =
                     collected.rows_affected.saturating_add(rows_affected(&done));
+                ended = true;
                 continue;
             }
             Either::Right(row) => row,
         };
+        if ended {
+            // Rows after a completed result: a second result set (a MariaDB procedure),
+            // whose columns are not the ones the caller was given.
+            return Err(not_reusable(ExecError::Database {
+                message: "the statement returned more than one result set; return one result per statement".to_owned(),
+                code: None,
+            }));
+        }
         if collected.truncated {
             continue; // draining a write's result
+        }
+        // The first row gives the columns, even when the cap (zero) keeps no row.
+        if let Some(start) = start.take() {
+            let (columns, started) = start(&row).map_err(not_reusable)?;
+            collected.columns = Some(columns);
+            decoder = Some(started);
         }
         if collected.rows.len() >= max_rows {
             collected.truncated = true;
@@ -133,15 +298,9 @@ where
             }
             return Ok(collected);
         }
-        let decoder = match &mut decoder {
-            Some(decoder) => decoder,
-            None => {
-                let start = start.take().ok_or_else(|| not_reusable(internal_error()))?;
-                let (columns, started) = start(&row).map_err(not_reusable)?;
-                collected.columns = Some(columns);
-                decoder.insert(started)
-            }
-        };
+        let decoder = decoder
+            .as_mut()
+            .ok_or_else(|| not_reusable(internal_error()))?;
         collected
             .rows
             .push(decoder.decode(&row).map_err(not_reusable)?);

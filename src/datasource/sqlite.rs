@@ -14,7 +14,6 @@
 //!   has passed, so a runaway recursive CTE stops and frees the worker thread.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::str::FromStr as _;
 use std::time::Instant;
 
 use sqlx::query::Query;
@@ -27,7 +26,7 @@ use sqlx::{
     ValueRef as _,
 };
 
-use super::run::{Checkout, Failed, RowDecoder, collect, non_database_error, unavailable};
+use super::run::{RowDecoder, checkout, collect, connect_options, non_database_error, unavailable};
 use super::{
     Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
     millis,
@@ -53,18 +52,7 @@ impl SqlitePools {
         config: &DatasourceConfig,
         settings: &PoolSettings,
     ) -> Result<SqlitePools, DatasourceError> {
-        let parse = |field: &'static str, url: &str| {
-            SqliteConnectOptions::from_str(url).map_err(|e| DatasourceError::InvalidUrl {
-                datasource: config.name.to_string(),
-                field,
-                message: e.to_string(),
-            })
-        };
-        let write_options = parse("url", config.url.expose())?;
-        let read_options = match &config.read_url {
-            Some(url) => parse("read_url", url.expose())?,
-            None => write_options.clone(),
-        };
+        let (read_options, write_options) = connect_options::<SqliteConnectOptions>(config)?;
         let options = |options: SqliteConnectOptions| {
             options
                 // Waiting for a lock counts against the statement's time like anything else.
@@ -85,15 +73,7 @@ impl SqlitePools {
 
     pub async fn execute(&self, statement: &Statement<'_>) -> Result<QueryResult, ExecError> {
         let timeout_ms = millis(statement.timeout);
-        let pool = match statement.access {
-            Access::Read => &self.read,
-            Access::Write => &self.write,
-        };
-        let conn = pool
-            .acquire()
-            .await
-            .map_err(|e| unavailable(statement.datasource, timeout_ms, &e))?;
-        let mut conn = Checkout::new(conn);
+        let mut conn = checkout(&self.read, &self.write, statement).await?;
         let deadline = Instant::now() + statement.timeout;
         let shape = {
             let mut handle = conn
@@ -124,7 +104,7 @@ impl SqlitePools {
         let query = query(statement.sql, statement.params);
         let map_error = |e| map_error(statement.datasource, timeout_ms, e);
         let start = |first: &SqliteRow| SqliteDecoder::start(&shape, first);
-        let collected = collect::<SqliteRow, SqliteDecoder, _>(
+        let outcome = collect(
             statement,
             conn.fetch_many(query),
             start,
@@ -132,24 +112,14 @@ impl SqlitePools {
             map_error,
         )
         .await;
-        match collected {
-            Ok(collected) => {
-                // A cut result leaves nothing on a socket: sqlx's worker stops stepping and
-                // resets the statement when the stream is dropped.
-                conn.reusable();
-                let columns = match collected.columns.clone() {
-                    Some(columns) => columns,
-                    None => shape.columns(),
-                };
-                Ok(collected.into_result(columns))
-            }
-            Err(Failed { error, reusable }) => {
-                if reusable {
-                    conn.reusable();
-                }
-                Err(error)
-            }
-        }
+        // A cut result leaves nothing on a socket: sqlx's worker stops stepping and resets
+        // the statement when the stream is dropped.
+        let collected = conn.settle(outcome, true)?;
+        let columns = match collected.columns.clone() {
+            Some(columns) => columns,
+            None => shape.columns(),
+        };
+        Ok(collected.into_result(columns))
     }
 }
 

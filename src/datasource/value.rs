@@ -60,17 +60,32 @@ impl Serialize for Value {
             Value::Bytes(b) => {
                 serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
             }
-            Value::Date(d) => serializer.collect_str(&d.format("%Y-%m-%d")),
-            Value::Time(t) => serializer.serialize_str(&format_time(t)),
-            Value::Timestamp(ts) => serializer.serialize_str(&format_timestamp(ts)),
-            Value::TimestampTz(ts) => {
-                let mut text = format_timestamp(&ts.naive_utc());
-                text.push('Z');
-                serializer.serialize_str(&text)
+            Value::Date(_) | Value::Time(_) | Value::Timestamp(_) | Value::TimestampTz(_) => {
+                serializer.serialize_str(&self.temporal_text().unwrap_or_default())
             }
             Value::Uuid(u) => serializer.collect_str(&u.hyphenated()),
             Value::Json(j) => j.serialize(serializer),
             Value::Array(items) => serializer.collect_seq(items),
+        }
+    }
+}
+
+impl Value {
+    /// The text form of a date or time value, shared by every transport so REST and gRPC
+    /// agree to the character: `YYYY-MM-DD`, `HH:MM:SS[.ffffff]`,
+    /// `YYYY-MM-DDTHH:MM:SS[.ffffff]` (no offset: the database has none) and the same with
+    /// `Z` for timestamps with time zone. `None` for every other value.
+    pub fn temporal_text(&self) -> Option<String> {
+        match self {
+            Value::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
+            Value::Time(t) => Some(format_time(t)),
+            Value::Timestamp(ts) => Some(format_timestamp(ts)),
+            Value::TimestampTz(ts) => {
+                let mut text = format_timestamp(&ts.naive_utc());
+                text.push('Z');
+                Some(text)
+            }
+            _ => None,
         }
     }
 }
