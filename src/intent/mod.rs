@@ -8,6 +8,10 @@
 //! This module currently answers one question, "is this a plain read?", which is all the
 //! query path needs until the policy module classifies every action and table.
 
+mod model;
+
+pub use model::{Access, Action, ColumnRef, Flags, Intent as StatementIntent, TableAccess, TableName, Target};
+
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, ObjectName, Query, Select, Statement, TableFactor, Visit, Visitor};
