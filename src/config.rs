@@ -60,7 +60,17 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub store: StoreConfig,
+    pub policy: PolicyConfig,
     pub datasources: Vec<DatasourceConfig>,
+}
+
+/// Where the Cedar policies come from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Policy files that replace the built-in set (policies/default.cedar). Relative
+    /// paths are relative to the working directory. Empty: the built-in set.
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
