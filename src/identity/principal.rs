@@ -46,8 +46,9 @@ impl FromStr for PrincipalKind {
     }
 }
 
-/// The verified caller. Fields are private and the only constructor outside tests is
-/// token verification: holding a `Principal` means a signature was checked.
+/// The verified caller. Fields are private and the only constructor that serves requests
+/// is token verification: holding a `Principal` in the request path means a signature was
+/// checked. [`Principal::assumed`] exists for offline questions (`gatehouse explain`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     sub: String,
@@ -77,6 +78,18 @@ impl Principal {
 
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.iter().any(|g| g == group)
+    }
+
+    /// A caller described on the command line by the operator, to ask what policy would
+    /// decide for it (`gatehouse explain`, policy fixtures). Never used to serve a
+    /// request: the REST and gRPC paths only get principals from verified tokens.
+    pub fn assumed(sub: &str, kind: PrincipalKind, groups: &[String]) -> Principal {
+        Principal {
+            sub: sub.to_owned(),
+            kind,
+            groups: groups.to_vec(),
+            on_behalf_of: None,
+        }
     }
 
     /// For other modules' unit tests, which need a caller without minting a token.
