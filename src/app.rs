@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::datasource::{self, Datasources};
 use crate::gateway::Gateway;
 use crate::identity::Verifier;
+use crate::policy::PolicyEngine;
 use crate::proto;
 use crate::store::ControlStore;
 
@@ -43,6 +44,7 @@ impl Application {
         } else {
             config.datasources.clone()
         };
+        let policy = PolicyEngine::load(&config.policy).context("invalid policies")?;
         let verifier = Verifier::from_config(&config.auth, data_dir)
             .await
             .context("cannot set up token verification")?;
@@ -58,7 +60,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen for gRPC on {}", config.server.grpc))?;
         Ok(Application {
-            gateway: Arc::new(Gateway::new(verifier, datasources, store)),
+            gateway: Arc::new(Gateway::new(verifier, datasources, store, policy)),
             http,
             grpc,
             max_body_bytes: config.server.max_body_bytes,
@@ -102,6 +104,7 @@ impl Application {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        spawn_policy_reload_on_sighup(self.gateway.clone(), stopped(stop_rx.clone()));
 
         let router = api::http::router(self.gateway.clone(), self.max_body_bytes);
         let http = axum::serve(self.http, router).with_graceful_shutdown(stopped(stop_rx.clone()));
@@ -129,6 +132,36 @@ impl Application {
             });
         http.and(grpc)
     }
+}
+
+/// SIGHUP re-reads the policy files, as operators expect of a daemon; a failed reload
+/// keeps the previous policies (the gateway logs why).
+fn spawn_policy_reload_on_sighup(
+    gateway: Arc<Gateway>,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut hangups =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload policies through the API");
+                return;
+            }
+        };
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => break,
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        break;
+                    }
+                    let _ = gateway.reload_policies_unchecked();
+                }
+            }
+        }
+    });
 }
 
 /// TLS (JWKS over https, database connections) uses rustls with the ring provider; it

@@ -8,20 +8,26 @@
 //! `authorization` value, and turn a [`QueryOutcome`] or [`GatewayError`] back into their
 //! own responses. Nothing here knows HTTP or gRPC.
 //!
-//! The decision step is a stand-in until the policy module lands: every caller may run
-//! plain reads, and everything else is refused with `forbidden`. Reads run on the
-//! datasource's read pool, whose connections the database holds read-only, so a statement
-//! the parser misjudged still cannot write.
+//! The decision is Cedar policy over the statement's [`Intent`]: every (action, table)
+//! pair must be allowed. Statements that only read run on the datasource's read pool,
+//! whose connections the database holds read-only, so a statement the parser misjudged
+//! still cannot write; everything else runs on the write pool, and only after an allow.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::datasource::{Access, Datasources, Driver, ExecError, Param, QueryResult, TableSchema};
+use crate::datasource::{
+    Access, Datasource, Datasources, Driver, ExecError, Param, QueryResult, TableSchema,
+};
 use crate::identity::{AuthError, Principal, Verifier};
-use crate::intent::{self, IntentError};
+use crate::intent::{self, Intent, IntentError};
+use crate::policy::{Decision, Effect, PolicyEngine, PolicyError, Resource};
 use crate::store::ControlStore;
+
+/// Group whose members may reload policies through the API.
+pub const ADMIN_GROUP: &str = "admin";
 
 /// Longest statement text accepted, in bytes. Statements are written by people and
 /// agents, not generated dumps; a bound keeps parsing cost and log size predictable.
@@ -42,8 +48,19 @@ pub struct QueryRequest {
 #[derive(Debug)]
 pub struct QueryOutcome {
     pub request_id: Uuid,
+    pub decision: Decision,
     pub result: QueryResult,
     pub elapsed: Duration,
+}
+
+/// What a statement intends and what policy decides about it, without running it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub datasource: String,
+    pub environment: String,
+    pub driver: Driver,
+    pub intent: Intent,
+    pub decision: Decision,
 }
 
 /// A datasource as callers see it in listings.
@@ -80,6 +97,16 @@ pub enum GatewayError {
     UnparseableSql(IntentError),
     #[error("{reason}")]
     Forbidden { reason: String },
+    #[error("denied by policy: {}", .decision.reasons.join("; "))]
+    Denied { decision: Decision },
+    #[error(
+        "approval required from {}: {}",
+        .decision.approver_groups.join(" or "),
+        .decision.reasons.join("; ")
+    )]
+    ApprovalRequired { decision: Decision },
+    #[error("{0}")]
+    InvalidPolicy(PolicyError),
     #[error("the statement did not finish within {after_ms} ms and was cancelled")]
     Timeout { after_ms: u64 },
     #[error("{0}")]
@@ -91,6 +118,16 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The policy decision behind a refusal, when policy refused.
+    pub fn decision(&self) -> Option<&Decision> {
+        match self {
+            GatewayError::Denied { decision } | GatewayError::ApprovalRequired { decision } => {
+                Some(decision)
+            }
+            _ => None,
+        }
+    }
+
     /// The machine-readable code, identical over REST (`code` member) and gRPC
     /// (`gatehouse-code` metadata).
     pub fn code(&self) -> &'static str {
@@ -101,6 +138,9 @@ impl GatewayError {
             GatewayError::UnknownDatasource(_) => "unknown_datasource",
             GatewayError::UnparseableSql(_) => "unparseable_sql",
             GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::Denied { .. } => "denied",
+            GatewayError::ApprovalRequired { .. } => "approval_required",
+            GatewayError::InvalidPolicy(_) => "invalid_policy",
             GatewayError::Timeout { .. } => "timeout",
             GatewayError::Database(_) => "database_error",
             GatewayError::UnsupportedType(_) => "unsupported_type",
@@ -130,14 +170,21 @@ pub struct Gateway {
     verifier: Verifier,
     datasources: Datasources,
     store: ControlStore,
+    policy: PolicyEngine,
 }
 
 impl Gateway {
-    pub fn new(verifier: Verifier, datasources: Datasources, store: ControlStore) -> Gateway {
+    pub fn new(
+        verifier: Verifier,
+        datasources: Datasources,
+        store: ControlStore,
+        policy: PolicyEngine,
+    ) -> Gateway {
         Gateway {
             verifier,
             datasources,
             store,
+            policy,
         }
     }
 
@@ -157,6 +204,24 @@ impl Gateway {
         })
     }
 
+    /// What `request` intends and what policy decides for `principal`, without running it.
+    pub fn explain(
+        &self,
+        principal: &Principal,
+        request: &QueryRequest,
+    ) -> Result<Explanation, GatewayError> {
+        let datasource = self.datasource_for(request)?;
+        explain_statement(&self.policy, datasource, principal, &request.sql)
+    }
+
+    /// The datasource a well-formed request names.
+    fn datasource_for(&self, request: &QueryRequest) -> Result<&Datasource, GatewayError> {
+        validate(request)?;
+        self.datasources
+            .get(&request.datasource)
+            .ok_or_else(|| GatewayError::UnknownDatasource(request.datasource.clone()))
+    }
+
     /// Runs one statement for `principal`: validate, classify, decide, execute.
     #[tracing::instrument(
         name = "gateway.query",
@@ -172,41 +237,80 @@ impl Gateway {
         let request_id = Uuid::now_v7();
         tracing::Span::current().record("request_id", tracing::field::display(request_id));
 
-        validate(&request)?;
-        let datasource = self
-            .datasources
-            .get(&request.datasource)
-            .ok_or_else(|| GatewayError::UnknownDatasource(request.datasource.clone()))?;
-        let intent = intent::analyze(datasource.driver(), &request.sql)
-            .map_err(GatewayError::UnparseableSql)?;
-        if !intent.is_plain_read() {
-            let reason = format!(
-                "only plain reads are allowed for now; this statement {}",
-                intent.not_read_reasons().join(", and ")
-            );
-            tracing::info!(outcome = "forbidden", %reason, "statement refused");
-            return Err(GatewayError::Forbidden { reason });
+        let datasource = self.datasource_for(&request)?;
+        let Explanation {
+            intent, decision, ..
+        } = explain_statement(&self.policy, datasource, principal, &request.sql)?;
+        match decision.effect {
+            Effect::Allow => {}
+            Effect::Deny => {
+                tracing::info!(outcome = "denied", policies = ?decision.policies, "statement denied");
+                return Err(GatewayError::Denied { decision });
+            }
+            Effect::ApprovalRequired => {
+                tracing::info!(
+                    outcome = "approval_required",
+                    policies = ?decision.policies,
+                    "statement needs approval"
+                );
+                return Err(GatewayError::ApprovalRequired { decision });
+            }
         }
-        let max_rows = request.max_rows.map_or(datasource.max_rows(), |asked| {
-            asked.min(datasource.max_rows())
-        });
+        // Reads go to connections the database holds read-only; only what policy allowed
+        // as more than a read reaches the write pool.
+        let access = if intent.is_read_only() {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        let max_rows = request
+            .max_rows
+            .map_or(datasource.max_rows(), |asked| asked.min(datasource.max_rows()));
         let result = datasource
-            .execute(Access::Read, &request.sql, &request.params, max_rows)
+            .execute(access, &request.sql, &request.params, max_rows)
             .await
             .inspect_err(|error| tracing::info!(outcome = "failed", %error, "statement failed"))?;
         let elapsed = started.elapsed();
         tracing::info!(
             outcome = "ok",
+            ?access,
             rows = result.rows.len(),
+            rows_affected = result.rows_affected,
             truncated = result.truncated,
             elapsed_ms = elapsed.as_millis() as u64,
             "statement ran"
         );
         Ok(QueryOutcome {
             request_id,
+            decision,
             result,
             elapsed,
         })
+    }
+
+    /// Re-reads the policy files; on failure the current set stays in force. Only members
+    /// of [`ADMIN_GROUP`] may do this through the API.
+    pub fn reload_policies(&self, principal: &Principal) -> Result<usize, GatewayError> {
+        if !principal.in_group(ADMIN_GROUP) {
+            return Err(GatewayError::Forbidden {
+                reason: format!("only members of group `{ADMIN_GROUP}` may reload policies"),
+            });
+        }
+        self.reload_policies_unchecked()
+    }
+
+    /// Reload for the operator (SIGHUP): no caller to check.
+    pub fn reload_policies_unchecked(&self) -> Result<usize, GatewayError> {
+        match self.policy.reload() {
+            Ok(count) => {
+                tracing::info!(policies = count, "policies reloaded");
+                Ok(count)
+            }
+            Err(error) => {
+                tracing::error!(%error, "policy reload failed; the previous policies stay in force");
+                Err(GatewayError::InvalidPolicy(error))
+            }
+        }
     }
 
     /// The datasources, in name order.
@@ -252,6 +356,31 @@ impl Gateway {
         datasources.insert(0, store);
         datasources
     }
+}
+
+/// The part of the pipeline that needs no I/O: parse the statement with the datasource's
+/// dialect and decide for `principal` in the datasource's environment. Shared with
+/// `gatehouse explain`, which runs it offline.
+pub fn explain_statement(
+    policy: &PolicyEngine,
+    datasource: &Datasource,
+    principal: &Principal,
+    sql: &str,
+) -> Result<Explanation, GatewayError> {
+    let intent =
+        intent::analyze(datasource.driver(), sql).map_err(GatewayError::UnparseableSql)?;
+    let resource = Resource {
+        datasource: datasource.name().as_str(),
+        environment: datasource.environment().as_str(),
+    };
+    let decision = policy.decide(principal, &intent, &resource, false);
+    Ok(Explanation {
+        datasource: datasource.name().to_string(),
+        environment: datasource.environment().to_string(),
+        driver: datasource.driver(),
+        intent,
+        decision,
+    })
 }
 
 /// Turns away malformed requests before any parsing or database work.

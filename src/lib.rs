@@ -9,7 +9,7 @@
 //! transport (api::http, api::grpc)
 //!   └─▶ identity   verified JWT → Principal
 //!   └─▶ intent     SQL text → Intent (what the statement does, to which tables)
-//!   └─▶ gateway    the decision (until the policy module lands: plain reads only)
+//!   └─▶ policy     Cedar: (Principal, Intent, environment) → Decision
 //!   └─▶ datasource pooled, read-only-where-possible execution → typed QueryResult
 //! ```
 //!
@@ -18,7 +18,10 @@
 //!
 //! - [`config`]: the TOML file and `GATEHOUSE_*` overrides, checked at start-up.
 //! - [`identity`]: JWT verification (HS256, RSA/EC/Ed25519 PEM keys, JWKS) → [`identity::Principal`].
-//! - [`intent`]: parses a statement with the datasource's SQL dialect and classifies it.
+//! - [`intent`]: parses a statement with the datasource's SQL dialect and classifies it:
+//!   actions, tables with read/write access, columns, risk flags.
+//! - [`policy`]: Cedar policies (built-in `policies/default.cedar` or files) decide per
+//!   (action, table) pair; `@approval` forbids turn a deny into approval required.
 //! - [`datasource`]: sqlx pools per datasource, guarded execution, typed values, catalog,
 //!   and the seeded demo databases of the embedded default.
 //! - [`store`]: the control store (SQLite by default, PostgreSQL in production) and its migrations.
@@ -33,6 +36,7 @@ pub mod datasource;
 pub mod gateway;
 pub mod identity;
 pub mod intent;
+pub mod policy;
 pub mod store;
 pub mod telemetry;
 

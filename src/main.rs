@@ -1,4 +1,4 @@
-//! The `gatehouse` command line: `serve`, `token`, `openapi`.
+//! The `gatehouse` command line: `serve`, `token`, `explain`, `openapi`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +9,10 @@ use clap::{Parser, Subcommand};
 
 use gatehouse::app::Application;
 use gatehouse::config::Config;
-use gatehouse::identity::{self, PrincipalKind, TokenRequest};
+use gatehouse::datasource::{self, Datasources};
+use gatehouse::gateway;
+use gatehouse::identity::{self, Principal, PrincipalKind, TokenRequest};
+use gatehouse::policy::PolicyEngine;
 
 const DEFAULT_DATA_DIR: &str = "./gatehouse-data";
 /// Longest lifetime `gatehouse token` will sign: tokens are for trying things out and
@@ -77,6 +80,26 @@ enum Command {
         #[command(flatten)]
         source: Source,
     },
+    /// Print what a statement intends and what policy decides, without running it.
+    Explain {
+        /// Datasource name.
+        #[arg(long)]
+        datasource: String,
+        /// The SQL statement.
+        #[arg(long)]
+        sql: String,
+        /// Subject to decide for.
+        #[arg(long)]
+        sub: String,
+        /// human, agent or service.
+        #[arg(long, default_value = "human")]
+        kind: PrincipalKind,
+        /// Comma-separated groups.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        #[command(flatten)]
+        source: Source,
+    },
     /// Print the OpenAPI document of the REST API.
     Openapi,
 }
@@ -121,6 +144,14 @@ fn main() -> ExitCode {
                 ttl,
             },
         ),
+        Command::Explain {
+            datasource,
+            sql,
+            sub,
+            kind,
+            groups,
+            source,
+        } => explain(&source, &datasource, &sql, Principal::assumed(&sub, kind, &groups)),
         Command::Openapi => openapi(),
     };
     match result {
@@ -206,6 +237,29 @@ fn token(source: &Source, request: TokenRequest) -> anyhow::Result<()> {
     let secret = identity::signing_secret(&config.auth, &source.data_dir)?;
     let token = identity::mint_hs256(&secret, &config.auth, &request)?;
     println!("{token}");
+    Ok(())
+}
+
+/// Decides offline, from the configuration alone: no server, no database connection.
+fn explain(source: &Source, name: &str, sql: &str, principal: Principal) -> anyhow::Result<()> {
+    let config = source.load()?;
+    let policy = PolicyEngine::load(&config.policy).context("invalid policies")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let explanation = runtime.block_on(async {
+        let configs = if config.datasources.is_empty() {
+            datasource::ensure_demo_datasources(&source.data_dir).await?
+        } else {
+            config.datasources.clone()
+        };
+        // Pools open lazily: building them connects to nothing.
+        let datasources = Datasources::from_configs(&configs)?;
+        let Some(datasource) = datasources.get(name) else {
+            let names: Vec<String> = datasources.iter().map(|d| d.name().to_string()).collect();
+            bail!("no datasource named `{name}`; configured: {}", names.join(", "));
+        };
+        anyhow::Ok(gateway::explain_statement(&policy, datasource, &principal, sql)?)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&explanation)?);
     Ok(())
 }
 

@@ -10,6 +10,8 @@ use tonic::{Request, Response, Status};
 use crate::datasource::{Param, Value};
 use crate::gateway::{Gateway, GatewayError, QueryRequest};
 use crate::identity::Principal;
+use crate::intent::Intent;
+use crate::policy::Decision;
 use crate::proto;
 use crate::proto::value::Kind;
 
@@ -47,7 +49,10 @@ fn status(error: GatewayError) -> Status {
         | GatewayError::UnparseableSql(_)
         | GatewayError::UnsupportedType(_) => Code::InvalidArgument,
         GatewayError::UnknownDatasource(_) => Code::NotFound,
-        GatewayError::Forbidden { .. } => Code::PermissionDenied,
+        GatewayError::Forbidden { .. }
+        | GatewayError::Denied { .. }
+        | GatewayError::ApprovalRequired { .. } => Code::PermissionDenied,
+        GatewayError::InvalidPolicy(_) => Code::FailedPrecondition,
         GatewayError::Timeout { .. } => Code::DeadlineExceeded,
         // The database rejected the statement: not retryable as is, so not UNAVAILABLE.
         GatewayError::Database(_) => Code::FailedPrecondition,
@@ -57,6 +62,59 @@ fn status(error: GatewayError) -> Status {
         .metadata_mut()
         .insert("gatehouse-code", MetadataValue::from_static(error.code()));
     status
+}
+
+fn decision(decision: &Decision) -> proto::Decision {
+    proto::Decision {
+        effect: decision.effect.as_str().to_owned(),
+        policies: decision.policies.clone(),
+        reasons: decision.reasons.clone(),
+        approver_groups: decision.approver_groups.clone(),
+        min_approvals: decision.min_approvals,
+    }
+}
+
+fn intent(intent: &Intent) -> proto::Intent {
+    proto::Intent {
+        statement: intent.statement.clone(),
+        actions: intent.actions.iter().map(|a| a.as_str().to_owned()).collect(),
+        tables: intent
+            .tables
+            .iter()
+            .map(|t| proto::TableAccess {
+                table: t.table.to_string(),
+                access: t.access.as_str().to_owned(),
+            })
+            .collect(),
+        targets: intent
+            .targets
+            .iter()
+            .map(|t| proto::Target {
+                action: t.action.as_str().to_owned(),
+                table: t.table.as_ref().map(ToString::to_string),
+            })
+            .collect(),
+        columns: intent.columns.iter().map(ToString::to_string).collect(),
+        flags: intent.flags.names().into_iter().map(str::to_owned).collect(),
+        denied_functions: intent.flags.denied_functions.clone(),
+        unclassified: intent.flags.unclassified.clone(),
+    }
+}
+
+/// The gateway request of a gRPC `QueryRequest`.
+fn query_request(body: proto::QueryRequest) -> Result<QueryRequest, Status> {
+    let params = body
+        .params
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| param(i, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(QueryRequest {
+        datasource: body.datasource,
+        sql: body.sql,
+        params,
+        max_rows: body.max_rows,
+    })
 }
 
 fn param(index: usize, value: proto::Value) -> Result<Param, Status> {
@@ -136,24 +194,10 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
         request: Request<proto::QueryRequest>,
     ) -> Result<Response<proto::QueryResponse>, Status> {
         let principal = self.authenticate(&request).await?;
-        let body = request.into_inner();
-        let params = body
-            .params
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| param(i, v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let request = query_request(request.into_inner())?;
         let outcome = self
             .gateway
-            .query(
-                &principal,
-                QueryRequest {
-                    datasource: body.datasource,
-                    sql: body.sql,
-                    params,
-                    max_rows: body.max_rows,
-                },
-            )
+            .query(&principal, request)
             .await
             .map_err(status)?;
         let result = outcome.result;
@@ -178,6 +222,34 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
             rows_affected: result.rows_affected,
             elapsed_ms: outcome.elapsed.as_millis() as u64,
             request_id: outcome.request_id.to_string(),
+            decision: Some(decision(&outcome.decision)),
+        }))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<proto::QueryRequest>,
+    ) -> Result<Response<proto::ExplainResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let request = query_request(request.into_inner())?;
+        let explanation = self.gateway.explain(&principal, &request).map_err(status)?;
+        Ok(Response::new(proto::ExplainResponse {
+            datasource: explanation.datasource,
+            environment: explanation.environment,
+            driver: explanation.driver.to_string(),
+            intent: Some(intent(&explanation.intent)),
+            decision: Some(decision(&explanation.decision)),
+        }))
+    }
+
+    async fn reload_policies(
+        &self,
+        request: Request<proto::ReloadPoliciesRequest>,
+    ) -> Result<Response<proto::ReloadPoliciesResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let policies = self.gateway.reload_policies(&principal).map_err(status)?;
+        Ok(Response::new(proto::ReloadPoliciesResponse {
+            policies: policies as u64,
         }))
     }
 

@@ -5,23 +5,26 @@
 //! are decoded by the column's protocol type and flags: signedness from the UNSIGNED flag,
 //! text or bytes from the collation (binary collation means bytes).
 
+use std::sync::{Arc, OnceLock};
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sqlx::mysql::types::{MySqlTime, MySqlTimeSign};
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool,
-    MySqlPoolOptions, MySqlRow, MySqlTypeInfo, MySqlValueRef,
+    MySqlRow, MySqlTypeInfo, MySqlValueRef,
 };
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Decode, Executor as _};
 use sqlx::{SqlSafeStr as _, Type, TypeInfo as _};
 
 use super::run::{
-    DecodeKind, TypedColumns, checkout, collect, connect_options, described_columns,
-    non_database_error,
+    Baseline, DecodeKind, TypedColumns, checkout, collect, connect_options, described_columns,
+    non_database_error, pool_options, release_within,
 };
 use super::value::widen_f32;
 use super::{
-    Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value, millis,
+    Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
+    millis,
 };
 use crate::config::DatasourceConfig;
 
@@ -70,26 +73,33 @@ impl MySqlPools {
                 .disable_statement_logging()
         };
         let timeout_ms = millis(settings.timeout);
-        let pool = |options: MySqlConnectOptions, read_only: bool| {
-            MySqlPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(settings.timeout)
+        let limit = settings.timeout;
+        let datasource: Arc<str> = config.name.as_str().into();
+        let pool = |options: MySqlConnectOptions, access: Access| {
+            let check = SessionCheck::new(Arc::clone(&datasource), access);
+            let on_release = check.clone();
+            pool_options::<MySql>(settings)
                 .after_connect(move |conn, _meta| {
-                    Box::pin(async move { set_up_session(conn, read_only, timeout_ms).await })
-                })
-                .after_release(|conn, _meta| {
+                    let check = check.clone();
                     Box::pin(async move {
+                        let flavor = set_up_session(conn, access, timeout_ms).await?;
+                        check.record(conn, flavor).await
+                    })
+                })
+                .after_release(move |conn, _meta| {
+                    let check = on_release.clone();
+                    Box::pin(release_within(limit, async move {
                         if conn.cached_statements_size() >= STATEMENT_CACHE_TRIM_AT {
                             conn.clear_cached_statements().await?;
                         }
-                        Ok(true)
-                    })
+                        check.still_clean(conn).await
+                    }))
                 })
                 .connect_lazy_with(options)
         };
         Ok(MySqlPools {
-            read: pool(options(read_options), true),
-            write: pool(options(write_options), false),
+            read: pool(options(read_options), Access::Read),
+            write: pool(options(write_options), Access::Write),
         })
     }
 
@@ -112,15 +122,23 @@ impl MySqlPools {
     }
 }
 
+/// The server behind a pool, told apart by the session variable that carries the statement
+/// timeout: their names for session state differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    MariaDb,
+    MySql,
+}
+
 /// Runs once per new connection, so it costs nothing per statement. The read pool's
 /// sessions refuse writes (`SET SESSION TRANSACTION READ ONLY` applies to every later
 /// transaction, autocommit statements included); both pools get the server-side timeout.
 async fn set_up_session(
     conn: &mut MySqlConnection,
-    read_only: bool,
+    access: Access,
     timeout_ms: u64,
-) -> Result<(), sqlx::Error> {
-    if read_only {
+) -> Result<Flavor, sqlx::Error> {
+    if access == Access::Read {
         conn.execute(sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY"))
             .await?;
     }
@@ -131,7 +149,7 @@ async fn set_up_session(
         ))))
         .await;
     match mariadb {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Flavor::MariaDb),
         Err(sqlx::Error::Database(e))
             if e.try_downcast_ref::<MySqlDatabaseError>()
                 .map(MySqlDatabaseError::number)
@@ -141,12 +159,128 @@ async fn set_up_session(
             conn.execute(sqlx::raw_sql(AssertSqlSafe(format!(
                 "SET SESSION max_execution_time = {timeout_ms}"
             ))))
-            .await
-            .map(|_| ())
+            .await?;
+            Ok(Flavor::MySql)
         }
         Err(e) => Err(e),
     }
 }
+
+/// Keeps a pooled session only while it is as it was set up; one a statement changed is
+/// closed, and the next statement gets a fresh session.
+///
+/// Why a check rather than a reset: sqlx 0.9 does not expose `COM_RESET_CONNECTION`, and
+/// SQL cannot undo everything a session may hold. `ROLLBACK` plus re-applying our
+/// settings would leave temporary tables (which shadow real tables of the same name, so
+/// the next caller's `INSERT INTO t` would vanish into one), statements prepared with
+/// `PREPARE` (from a procedure: the prepared-statement protocol refuses `PREPARE`
+/// itself), open `HANDLER`s, user variables, and every setting we did not think to
+/// re-apply; MariaDB 10.11 cannot even list a session's temporary tables or prepared
+/// statements. Policy refuses statements that change the session, so this is the
+/// backstop for the rare session that got changed anyway, and closing it costs nothing
+/// in the common case.
+///
+/// The check is one round trip when the connection goes back to the pool, off the
+/// caller's path. It reads a fingerprint of the session and compares it with the one the
+/// pool's sessions had right after set-up ([`Baseline`]):
+///
+/// - on both pools: an open transaction, autocommit, read-only, isolation level,
+///   `sql_mode`, time zone, character sets and collation (all of which change what a
+///   statement means or may do), the statement timeout, `sql_select_limit`, the default
+///   database, and named locks (`RELEASE_ALL_LOCKS()`, which also releases them);
+/// - on the write pool also user variables, and the session's counters of statements
+///   that leave state behind: any `SET` (also one run inside a procedure), `CREATE
+///   TEMPORARY TABLE`, `PREPARE`, `LOCK TABLES`, `HANDLER … OPEN`, `USE`, `FLUSH`,
+///   `XA START`. MariaDB cannot list what they made, but it counts them.
+///
+/// The read pool checks less because every read pays for it: the settings cost the server
+/// tens of microseconds, while the user-variable table and the counters cost about 0.1
+/// and 0.5 ms, more than a short read itself. So a temporary table, a `LOCK TABLES` or a
+/// user variable made by a statement on the read pool is not detected (its connections
+/// refuse writes to real tables, not these). A `read_url` account with only SELECT (no
+/// CREATE TEMPORARY TABLES, no LOCK TABLES) closes most of that gap.
+///
+/// On MySQL (best effort) the fingerprint covers the settings and named locks only: it has
+/// neither `@@in_transaction` nor these counters.
+#[derive(Clone)]
+struct SessionCheck {
+    datasource: Arc<str>,
+    access: Access,
+    /// Which fingerprint query fits the server; learned when the first session is set up.
+    flavor: Arc<OnceLock<Flavor>>,
+    baseline: Baseline,
+}
+
+impl SessionCheck {
+    fn new(datasource: Arc<str>, access: Access) -> SessionCheck {
+        SessionCheck {
+            datasource,
+            access,
+            flavor: Arc::default(),
+            baseline: Baseline::default(),
+        }
+    }
+
+    /// Records the fingerprint of a session just set up.
+    async fn record(&self, conn: &mut MySqlConnection, flavor: Flavor) -> Result<(), sqlx::Error> {
+        let flavor = *self.flavor.get_or_init(|| flavor);
+        let fingerprint = fingerprint(conn, flavor, self.access).await?;
+        self.baseline.record(&self.datasource, fingerprint);
+        Ok(())
+    }
+
+    /// Whether a released session may go back to the pool.
+    async fn still_clean(&self, conn: &mut MySqlConnection) -> Result<bool, sqlx::Error> {
+        let Some(&flavor) = self.flavor.get() else {
+            return Ok(false);
+        };
+        let fingerprint = fingerprint(conn, flavor, self.access).await?;
+        Ok(self.baseline.matches(&self.datasource, &fingerprint))
+    }
+}
+
+async fn fingerprint(
+    conn: &mut MySqlConnection,
+    flavor: Flavor,
+    access: Access,
+) -> Result<String, sqlx::Error> {
+    let sql = match (flavor, access) {
+        (Flavor::MariaDb, Access::Read) => MARIADB_READ_FINGERPRINT,
+        (Flavor::MariaDb, Access::Write) => MARIADB_WRITE_FINGERPRINT,
+        (Flavor::MySql, _) => MYSQL_FINGERPRINT,
+    };
+    sqlx::query_scalar(sql).fetch_one(conn).await
+}
+
+/// What both pools check on MariaDB (see [`SessionCheck`]). `CONCAT_WS` skips NULLs, hence
+/// `IFNULL` on what may be NULL.
+macro_rules! mariadb_session {
+    () => {
+        "@@in_transaction, @@autocommit, @@tx_read_only, @@tx_isolation, @@sql_mode, \
+         @@time_zone, @@character_set_client, @@character_set_connection, \
+         IFNULL(@@character_set_results, 'NULL'), @@collation_connection, \
+         @@max_statement_time, @@sql_select_limit, IFNULL(DATABASE(), 'NULL'), \
+         RELEASE_ALL_LOCKS()"
+    };
+}
+
+const MARIADB_READ_FINGERPRINT: &str = concat!("SELECT CONCAT_WS('|', ", mariadb_session!(), ")");
+
+const MARIADB_WRITE_FINGERPRINT: &str = concat!(
+    "SELECT CONCAT_WS('|', ",
+    mariadb_session!(),
+    ", (SELECT COUNT(*) FROM information_schema.USER_VARIABLES), \
+     (SELECT GROUP_CONCAT(VARIABLE_NAME, '=', VARIABLE_VALUE ORDER BY VARIABLE_NAME) \
+      FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME IN ( \
+        'COM_SET_OPTION', 'COM_CREATE_TEMPORARY_TABLE', 'COM_PREPARE_SQL', 'COM_LOCK_TABLES', \
+        'COM_HA_OPEN', 'COM_CHANGE_DB', 'COM_FLUSH', 'COM_XA_START')))"
+);
+
+const MYSQL_FINGERPRINT: &str = "SELECT CONCAT_WS('|', \
+    @@autocommit, @@transaction_read_only, @@transaction_isolation, @@sql_mode, @@time_zone, \
+    @@character_set_client, @@character_set_connection, \
+    IFNULL(@@character_set_results, 'NULL'), @@collation_connection, @@max_execution_time, \
+    @@sql_select_limit, IFNULL(DATABASE(), 'NULL'), RELEASE_ALL_LOCKS())";
 
 /// The statement with every parameter bound by its type. MariaDB has no boolean or JSON
 /// parameter type: booleans go as TINYINT 1/0, JSON as its text.

@@ -8,13 +8,14 @@
 //! only known by OID at run time.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{
-    PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgPool,
-    PgPoolOptions, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat, PgValueRef, Postgres,
+    PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgRow,
+    PgTypeInfo, PgTypeKind, PgValueFormat, PgValueRef, Postgres,
 };
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Encode, Executor as _};
@@ -22,7 +23,7 @@ use sqlx::{SqlSafeStr as _, Type, TypeInfo as _};
 
 use super::run::{
     DecodeKind, Failed, TypedColumns, checkout, collect, connect_options, described_columns,
-    non_database_error,
+    non_database_error, pool_options, release_within,
 };
 use super::value::{format_time, widen_f32};
 use super::{
@@ -58,10 +59,15 @@ impl PgPools {
             // the log does not.
             options.options(startup).disable_statement_logging()
         };
+        let datasource: Arc<str> = config.name.as_str().into();
+        let limit = settings.timeout;
         let pool = |options: PgConnectOptions| {
-            PgPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(settings.timeout)
+            let datasource = Arc::clone(&datasource);
+            pool_options::<Postgres>(settings)
+                .after_release(move |conn, _meta| {
+                    let datasource = Arc::clone(&datasource);
+                    Box::pin(release_within(limit, reset(conn, datasource)))
+                })
                 .connect_lazy_with(options)
         };
         Ok(PgPools {
@@ -103,6 +109,40 @@ impl PgPools {
             None => describe(&mut conn, statement).await,
         };
         Ok(collected.into_result(columns))
+    }
+}
+
+/// Puts a released session back to how it started, or reports it unfit for reuse.
+///
+/// `DISCARD ALL` undoes every session-level change in one round trip: settings changed
+/// by `SET` (including `default_transaction_read_only`, `statement_timeout` and
+/// `search_path`) go back to their values at connection start, which are the startup
+/// options set above; `SET ROLE` and `SET SESSION AUTHORIZATION` are undone; prepared
+/// statements are deallocated, cursors closed, temporary tables dropped, advisory locks
+/// released, `LISTEN` registrations removed. It refuses to run inside a transaction
+/// block, so a session a statement left in a transaction (open or failed) is closed
+/// instead, and the server rolls the transaction back.
+///
+/// It also deallocates sqlx's prepared statements. Statements run unnamed
+/// (`persistent(false)`) and `describe` closes what it prepares, so sqlx's statement
+/// cache is empty here; should it ever not be, it is cleared first so that sqlx never
+/// names a statement the server has forgotten.
+async fn reset(conn: &mut PgConnection, datasource: Arc<str>) -> Result<bool, sqlx::Error> {
+    if conn.cached_statements_size() > 0 {
+        conn.clear_cached_statements().await?;
+    }
+    match conn.execute(sqlx::raw_sql("DISCARD ALL")).await {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(error)) => {
+            tracing::warn!(
+                datasource = %datasource,
+                code = error.code().as_deref().unwrap_or_default(),
+                %error,
+                "a statement left the session in a transaction; closing the connection instead of reusing it"
+            );
+            Ok(false)
+        }
+        Err(error) => Err(error),
     }
 }
 

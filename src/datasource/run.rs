@@ -2,12 +2,14 @@
 //! pooled connection only when it is known to be clean.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
-use sqlx::pool::{Pool, PoolConnection};
-use sqlx::{Column as _, ColumnIndex, Database, Either, Row, ValueRef as _};
+use sqlx::pool::{Pool, PoolConnection, PoolConnectionMetadata, PoolOptions};
+use sqlx::{Column as _, ColumnIndex, Connection as _, Database, Either, Row, ValueRef as _};
 
-use super::{Access, Column, DatasourceError, ExecError, Statement, Value, millis};
+use super::{Access, Column, DatasourceError, ExecError, PoolSettings, Statement, Value, millis};
 use crate::config::DatasourceConfig;
 
 /// The connect options of the read pool (`read_url`, else `url`) and of the write pool
@@ -29,6 +31,103 @@ where
         None => write.clone(),
     };
     Ok((read, write))
+}
+
+/// A connection that sat idle in the pool at least this long is pinged before it is handed
+/// out; one released more recently is handed out as it is.
+///
+/// sqlx by default pings every connection it hands out: a round trip on the caller's path
+/// for every statement. Here every release already talks to the server (the reset or the
+/// state check of each driver, then sqlx's own ping on release), so a connection released
+/// a moment ago is known to be alive and clean; only one that sat idle, and may have been
+/// dropped by the server or by something in between, is tested first. The check moved
+/// from acquire to release: a read still costs no extra round trip, and the caller no
+/// longer waits for one.
+const IDLE_PING_AFTER: Duration = Duration::from_secs(1);
+
+/// Pool options shared by the drivers: size, acquire timeout, and the ping only for
+/// connections that sat idle. Each driver adds its own session setup and release hook.
+pub(crate) fn pool_options<DB: Database>(settings: &PoolSettings) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn: &mut DB::Connection, meta: PoolConnectionMetadata| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_PING_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+/// Runs a release hook (a reset or a state check) under a time limit.
+///
+/// `Ok(true)` returns the connection to the pool; `Ok(false)` closes it. A hook that does
+/// not finish in time counts as a broken connection, which sqlx closes without a goodbye,
+/// so a hung server cannot keep a pool slot.
+pub(crate) async fn release_within(
+    limit: Duration,
+    hook: impl Future<Output = Result<bool, sqlx::Error>>,
+) -> Result<bool, sqlx::Error> {
+    tokio::time::timeout(limit, hook).await.unwrap_or_else(|_| {
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the connection check on release did not finish in time",
+        )))
+    })
+}
+
+/// How every session of one pool looks right after it was set up, as a fingerprint the
+/// driver reads from the session (settings, counters, temporary objects); a released
+/// connection goes back to the pool only while its session still matches it.
+///
+/// One fingerprint serves the whole pool: every session of a pool is set up by the same
+/// code with the same options, and sqlx has no place to keep data per connection. Each
+/// new session records its fingerprint before any statement runs on it, so the recorded
+/// one is always trustworthy. Should new sessions start differently from older ones (an
+/// administrator changed a server default such as the isolation level), the newest wins:
+/// the older sessions fail their check at their next release and are replaced once,
+/// rather than every new session being closed after its first statement.
+#[derive(Clone, Default)]
+pub(crate) struct Baseline(Arc<Mutex<Option<String>>>);
+
+impl Baseline {
+    pub fn record(&self, datasource: &str, fingerprint: String) {
+        let Ok(mut recorded) = self.0.lock() else {
+            return; // poisoned: `matches` fails closed
+        };
+        if let Some(previous) = recorded.as_deref()
+            && previous != fingerprint
+        {
+            tracing::info!(
+                datasource,
+                previous,
+                now = %fingerprint,
+                "new database sessions start differently than before; older ones will be replaced"
+            );
+        }
+        *recorded = Some(fingerprint);
+    }
+
+    /// Whether a released session is still as it was set up. A mismatch means a statement
+    /// changed the session (policy should have refused it), so it is logged.
+    pub fn matches(&self, datasource: &str, fingerprint: &str) -> bool {
+        let Ok(recorded) = self.0.lock() else {
+            return false;
+        };
+        let clean = recorded.as_deref() == Some(fingerprint);
+        if !clean {
+            tracing::warn!(
+                datasource,
+                expected = ?*recorded,
+                found = %fingerprint,
+                "a statement changed the database session; closing the connection instead of reusing it"
+            );
+        }
+        clean
+    }
 }
 
 /// A connection from the pool the statement's access calls for.
@@ -416,4 +515,23 @@ fn argument_number(message: &str) -> Option<usize> {
     let rest = message.split_once('$')?.1;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Baseline;
+
+    #[test]
+    fn a_session_is_clean_while_it_matches_the_newest_fresh_one() {
+        let baseline = Baseline::default();
+        assert!(!baseline.matches("d", "a"), "nothing recorded: not clean");
+        baseline.record("d", "a".to_owned());
+        baseline.record("d", "a".to_owned());
+        assert!(baseline.matches("d", "a"));
+        assert!(!baseline.matches("d", "a|changed"));
+        // Fresh sessions now start differently: the older ones are not reused.
+        baseline.record("d", "b".to_owned());
+        assert!(!baseline.matches("d", "a"));
+        assert!(baseline.matches("d", "b"));
+    }
 }

@@ -14,19 +14,23 @@
 //!   has passed, so a runaway recursive CTE stops and frees the worker thread.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::Arc;
 use std::time::Instant;
 
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    LockedSqliteHandle, Sqlite, SqliteArguments, SqliteConnectOptions, SqlitePool,
-    SqlitePoolOptions, SqliteRow,
+    LockedSqliteHandle, Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection,
+    SqlitePool, SqliteRow,
 };
 use sqlx::{
     AssertSqlSafe, ConnectOptions as _, Decode, Executor as _, Row as _, TypeInfo as _,
     ValueRef as _,
 };
 
-use super::run::{RowDecoder, checkout, collect, connect_options, non_database_error, unavailable};
+use super::run::{
+    Baseline, RowDecoder, checkout, collect, connect_options, non_database_error, pool_options,
+    release_within, unavailable,
+};
 use super::{
     Access, Column, DatasourceError, ExecError, Param, PoolSettings, QueryResult, Statement, Value,
     millis,
@@ -59,10 +63,25 @@ impl SqlitePools {
                 .busy_timeout(settings.timeout)
                 .disable_statement_logging()
         };
+        let datasource: Arc<str> = config.name.as_str().into();
+        let limit = settings.timeout;
         let pool = |options: SqliteConnectOptions| {
-            SqlitePoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(settings.timeout)
+            let baseline = Baseline::default();
+            let on_release = baseline.clone();
+            let datasource = Arc::clone(&datasource);
+            let on_release_datasource = Arc::clone(&datasource);
+            pool_options::<Sqlite>(settings)
+                .after_connect(move |conn, _meta| {
+                    let (baseline, datasource) = (baseline.clone(), Arc::clone(&datasource));
+                    Box::pin(async move { record(conn, &baseline, &datasource).await })
+                })
+                .after_release(move |conn, _meta| {
+                    let baseline = on_release.clone();
+                    let datasource = Arc::clone(&on_release_datasource);
+                    Box::pin(release_within(limit, async move {
+                        still_clean(conn, &baseline, &datasource).await
+                    }))
+                })
                 .connect_lazy_with(options)
         };
         Ok(SqlitePools {
@@ -123,6 +142,108 @@ impl SqlitePools {
     }
 }
 
+/// Keeps a released connection only while its session is as it was set up; one a
+/// statement changed is closed (SQLite rolls back a transaction left open), and the next
+/// statement opens a fresh one.
+///
+/// Checked: no transaction open (one would keep its locks while the connection sits in
+/// the pool, blocking every other writer), and the [`fingerprint`] equal to the pool's
+/// [`Baseline`]. It all runs in-process under one lock of the handle. [`inspect`] also
+/// rolls back and sets `query_only` again before every statement, so this is the second
+/// line, not the only one.
+async fn still_clean(
+    conn: &mut SqliteConnection,
+    baseline: &Baseline,
+    datasource: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    // The last statement's deadline must not interrupt the check.
+    handle.remove_progress_handler();
+    let db = handle.as_raw_handle().as_ptr().cast::<c_void>();
+    // SAFETY: `db` is a live connection, locked out of sqlx's worker thread while `handle`
+    // is held.
+    if unsafe { ffi::sqlite3_get_autocommit(db) } == 0 {
+        tracing::warn!(
+            datasource,
+            "a statement left the session in a transaction; closing the connection instead of reusing it"
+        );
+        return Ok(false);
+    }
+    // SAFETY: as above.
+    let fingerprint = unsafe { fingerprint(db) }?;
+    Ok(baseline.matches(datasource, &fingerprint))
+}
+
+/// Records the fingerprint of a connection just opened.
+async fn record(
+    conn: &mut SqliteConnection,
+    baseline: &Baseline,
+    datasource: &str,
+) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr().cast::<c_void>();
+    // SAFETY: `db` is a live connection, locked out of sqlx's worker thread while `handle`
+    // is held.
+    let fingerprint = unsafe { fingerprint(db) }?;
+    baseline.record(datasource, fingerprint);
+    Ok(())
+}
+
+/// The session state a statement could change and that would outlive it: the number of
+/// temporary tables, views, triggers and indexes (a temporary trigger fires on the next
+/// caller's writes, a temporary table shadows a real one), and the per-connection
+/// PRAGMAs that change what statements do or may do, or whether others can get at the
+/// database (`locking_mode = EXCLUSIVE` keeps its locks). File-level settings
+/// (`journal_mode`, `page_size`, …) are not session state and are left out.
+const FINGERPRINT: &CStr = c"SELECT (SELECT count(*) FROM temp.sqlite_schema) \
+    || ',' || (SELECT * FROM pragma_query_only) \
+    || ',' || (SELECT * FROM pragma_foreign_keys) \
+    || ',' || (SELECT * FROM pragma_ignore_check_constraints) \
+    || ',' || (SELECT * FROM pragma_recursive_triggers) \
+    || ',' || (SELECT * FROM pragma_writable_schema) \
+    || ',' || (SELECT * FROM pragma_trusted_schema) \
+    || ',' || (SELECT * FROM pragma_locking_mode) \
+    || ',' || (SELECT * FROM pragma_synchronous) \
+    || ',' || (SELECT * FROM pragma_busy_timeout) \
+    || ',' || (SELECT * FROM pragma_max_page_count)";
+
+/// Runs [`FINGERPRINT`] on the raw handle.
+///
+/// # Safety
+/// `db` must be a valid connection handle, locked out of sqlx's worker thread.
+unsafe fn fingerprint(db: *mut c_void) -> Result<String, sqlx::Error> {
+    let mut stmt: *mut c_void = std::ptr::null_mut();
+    // SAFETY: per the contract; `FINGERPRINT` is NUL-terminated (length -1); the statement
+    // is finalized before returning, and the text is copied before that.
+    unsafe {
+        let rc = ffi::sqlite3_prepare_v2(
+            db,
+            FINGERPRINT.as_ptr(),
+            -1,
+            &mut stmt,
+            std::ptr::null_mut(),
+        );
+        let text = if rc == ffi::SQLITE_OK && ffi::sqlite3_step(stmt) == ffi::SQLITE_ROW {
+            let text = ffi::sqlite3_column_text(stmt, 0);
+            (!text.is_null()).then(|| {
+                CStr::from_ptr(text.cast::<c_char>())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+        } else {
+            None
+        };
+        let error = text.is_none().then(|| compile_error(db));
+        ffi::sqlite3_finalize(stmt);
+        text.ok_or_else(|| {
+            sqlx::Error::Protocol(format!(
+                "reading the session state failed: {}",
+                error.map(|e| e.to_string()).unwrap_or_default()
+            ))
+        })
+    }
+}
+
 /// The statement with every parameter bound by its type. SQLite has no boolean or JSON
 /// type: booleans go as 1/0, JSON as its text.
 fn query(sql: &str, params: &[Param]) -> Query<'static, Sqlite, SqliteArguments> {
@@ -180,6 +301,7 @@ mod ffi {
     use std::ffi::{c_char, c_int, c_void};
 
     pub const SQLITE_OK: c_int = 0;
+    pub const SQLITE_ROW: c_int = 100;
 
     // The bundled SQLite that libsqlite3-sys (through sqlx) links into this binary. The
     // handle is declared as `c_void`: the same pointer sqlx hands out as `*mut sqlite3`.
@@ -192,6 +314,8 @@ mod ffi {
             tail: *mut *const c_char,
         ) -> c_int;
         pub fn sqlite3_finalize(stmt: *mut c_void) -> c_int;
+        pub fn sqlite3_step(stmt: *mut c_void) -> c_int;
+        pub fn sqlite3_column_text(stmt: *mut c_void, n: c_int) -> *const u8;
         pub fn sqlite3_column_count(stmt: *mut c_void) -> c_int;
         pub fn sqlite3_column_name(stmt: *mut c_void, n: c_int) -> *const c_char;
         pub fn sqlite3_column_decltype(stmt: *mut c_void, n: c_int) -> *const c_char;

@@ -20,10 +20,12 @@ pub enum Action {
     /// GRANT, REVOKE, CREATE/ALTER/DROP ROLE or USER, ownership changes.
     Grant,
     /// Maintenance and server administration: VACUUM, ANALYZE, REINDEX, CHECKPOINT,
-    /// CLUSTER, KILL, FLUSH, OPTIMIZE, LOAD DATA, COPY, …
+    /// CLUSTER, KILL, FLUSH, OPTIMIZE, LOAD DATA, COPY, maintenance PRAGMAs, and CALL (a
+    /// procedure can do anything its owner may).
     Admin,
     /// Anything that changes the session or transaction state: SET, RESET, SET ROLE,
-    /// BEGIN/COMMIT/ROLLBACK, USE, PRAGMA that writes, ATTACH/DETACH, LISTEN, PREPARE, …
+    /// BEGIN/COMMIT/ROLLBACK, USE, PRAGMA that sets, ATTACH/DETACH, LISTEN/NOTIFY,
+    /// PREPARE/EXECUTE, cursors, LOCK TABLE(S), MariaDB's `SELECT … INTO @var`, …
     Session,
 }
 
@@ -75,12 +77,29 @@ pub enum Access {
     Write,
 }
 
-/// A table as the statement names it, normalised so that one table has one name:
-/// unquoted identifiers are folded to lower case (PostgreSQL folds them; MariaDB and
-/// SQLite compare table names case-insensitively on this platform's defaults), quoted
-/// identifiers keep their case, and a qualified name keeps its qualifier
-/// (`analytics.events`). PostgreSQL's default schema is not added: `orders` and
-/// `public.orders` are reported as written.
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+/// A table as the statement names it, normalised so that one table has one name, the way
+/// its engine compares names:
+/// - PostgreSQL folds unquoted identifiers to lower case and keeps quoted ones as written
+///   (`Orders` is `orders`, `"Orders"` is `Orders`), and cuts any identifier at 63 bytes
+///   as the server does;
+/// - MariaDB and SQLite compare table names case-insensitively, so every identifier is
+///   folded, quoted or not (`` `Orders` ``, `"ORDERS"`, `[orders]` are all `orders`);
+/// - a qualified name keeps its qualifier (`analytics.events`, `shop.orders`,
+///   `main.orders`); no default schema is added, so `orders` and `public.orders` are
+///   reported as written;
+/// - a part that itself holds a `.` or `"` is written in double quotes (`"a.b"`), so it
+///   cannot pass for a qualified name.
+///
+/// DDL on objects that are not tables reports the object's name here (see [`Target`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct TableName(String);
@@ -110,6 +129,13 @@ pub struct TableAccess {
 
 /// One (action, table) pair that policy evaluates. `table` is `None` for actions on no
 /// table (`SELECT 1`, `SET …`, `VACUUM`), which policy evaluates against the datasource.
+///
+/// For DDL, `table` is the object acted on: a table, view or sequence; an index's table
+/// when the statement names it (`CREATE INDEX i ON t` is `(create, t)`), else the index
+/// name (`DROP INDEX i`); and the object's own name for schemas, databases, functions,
+/// procedures, extensions, types, domains, triggers and row policies
+/// (`CREATE SCHEMA s` is `(create, s)`). A trigger or row policy is also an `alter` of its
+/// table; a rename alters both names. CALL is `(admin, procedure)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Target {
     pub action: Action,
@@ -123,16 +149,29 @@ pub struct ColumnRef {
     pub column: String,
 }
 
+/// `table.column`, or `column` where the table is unknown.
+impl std::fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.table {
+            Some(table) => write!(f, "{table}.{}", self.column),
+            None => f.write_str(&self.column),
+        }
+    }
+}
+
 /// Risk flags. Each is a fact about the statement, not a judgement: policy decides what
 /// they mean per environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Flags {
     /// UPDATE or DELETE with no WHERE, or with one that is constant-true (`1=1`, `true`,
-    /// `'a'='a'`, `1`, `NOT false`, `1=1 OR x=2`).
+    /// `'a'='a'`, `1`, `NOT false`, `1=1 OR x=2`), or one that does not depend on the row
+    /// and cannot be folded (`$1`, `now() > '2000-01-01'`). A LIMIT does not bound it.
+    /// Also MERGE with a constant-true ON and a WHEN MATCHED UPDATE/DELETE.
     pub unbounded: bool,
-    /// A CTE whose body writes (`WITH d AS (DELETE … RETURNING …) SELECT …`).
+    /// A CTE (or subquery) whose body writes (`WITH d AS (DELETE … RETURNING …) SELECT …`).
     pub data_modifying_cte: bool,
-    /// `SELECT … INTO` (creates a table, or on MariaDB writes variables/files).
+    /// `SELECT … INTO`: PostgreSQL creates a table (also a `create` target), MariaDB sets
+    /// variables (also `session`).
     pub select_into: bool,
     /// `FOR UPDATE`, `FOR SHARE`, `LOCK IN SHARE MODE`, … or LOCK TABLE.
     pub locking: bool,
@@ -141,7 +180,9 @@ pub struct Flags {
     pub denied_functions: Vec<String>,
     /// EXPLAIN ANALYZE (which executes the statement) of a statement that writes.
     pub explain_analyze_write: bool,
-    /// `INTO OUTFILE` / `INTO DUMPFILE` / `COPY … TO/FROM PROGRAM|file`.
+    /// The server's file system or programs: `COPY … TO/FROM` a file or `PROGRAM`,
+    /// `LOAD DATA`, SQLite's `ATTACH`. (MariaDB's `INTO OUTFILE/DUMPFILE` does not parse
+    /// and is refused before it gets here.)
     pub file_access: bool,
     /// The text held more than one statement.
     pub multiple_statements: bool,
@@ -149,13 +190,35 @@ pub struct Flags {
     pub unclassified: Option<String>,
 }
 
+impl Flags {
+    /// The names of the flags that are set, as APIs report them: `unbounded`,
+    /// `data_modifying_cte`, `select_into`, `locking`, `denied_function`,
+    /// `explain_analyze_write`, `file_access`, `multiple_statements`, `unclassified`.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("unbounded", self.unbounded),
+            ("data_modifying_cte", self.data_modifying_cte),
+            ("select_into", self.select_into),
+            ("locking", self.locking),
+            ("denied_function", !self.denied_functions.is_empty()),
+            ("explain_analyze_write", self.explain_analyze_write),
+            ("file_access", self.file_access),
+            ("multiple_statements", self.multiple_statements),
+            ("unclassified", self.unclassified.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
 /// What one statement intends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Intent {
     /// The statement's leading keyword(s), upper case, for people: `SELECT`, `INSERT`,
-    /// `CREATE TABLE`, `SET`, …
+    /// `CREATE TABLE`, `SET`, …; for several statements, each one's joined by `; `.
     pub statement: String,
-    /// Every action, sorted and unique.
+    /// Every action, sorted and unique: exactly the actions of `targets`.
     pub actions: Vec<Action>,
     /// Every table touched, sorted by name.
     pub tables: Vec<TableAccess>,
@@ -181,5 +244,50 @@ impl Intent {
             && !self.flags.file_access
             && !self.flags.multiple_statements
             && self.flags.unclassified.is_none()
+    }
+
+    /// Transitional, for the query path until it decides with policy: the same answer as
+    /// [`Intent::is_read_only`].
+    pub fn is_plain_read(&self) -> bool {
+        self.is_read_only()
+    }
+
+    /// Transitional, for the query path until it decides with policy: why the statement
+    /// is not read-only, in words; empty when it is.
+    pub fn not_read_reasons(&self) -> Vec<String> {
+        let mut reasons: Vec<String> = self
+            .actions
+            .iter()
+            .filter(|a| **a != Action::Select)
+            .map(|a| format!("performs {a}"))
+            .collect();
+        let flags = &self.flags;
+        let facts = [
+            (flags.locking, "locks rows or tables"),
+            (flags.select_into, "writes its result with SELECT … INTO"),
+            (flags.data_modifying_cte, "writes inside a CTE"),
+            (
+                flags.explain_analyze_write,
+                "runs a write with EXPLAIN ANALYZE",
+            ),
+            (flags.file_access, "reads or writes server files"),
+            (flags.multiple_statements, "holds more than one statement"),
+        ];
+        reasons.extend(
+            facts
+                .iter()
+                .filter(|(set, _)| *set)
+                .map(|(_, reason)| (*reason).to_owned()),
+        );
+        reasons.extend(
+            flags
+                .denied_functions
+                .iter()
+                .map(|f| format!("calls the denied function `{f}`")),
+        );
+        if let Some(reason) = &flags.unclassified {
+            reasons.push(format!("cannot be classified ({reason})"));
+        }
+        reasons
     }
 }

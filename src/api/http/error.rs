@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::gateway::GatewayError;
+use crate::policy::Decision;
 
 /// An RFC 9457 problem. `code` is the member to branch on.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,8 +40,55 @@ pub struct Problem {
     /// long and was cancelled), `database_error` (502: the database rejected the
     /// statement; the detail has its message), `datasource_unavailable` (503),
     /// `identity_unavailable` (503: token keys not loaded yet), `not_found` (404: no
-    /// such route), `method_not_allowed` (405), `payload_too_large` (413).
+    /// such route), `method_not_allowed` (405), `payload_too_large` (413), `denied` (403:
+    /// policy denies this statement; see `decision.reasons`), `approval_required` (403:
+    /// policy requires approval by `decision.approver_groups` first), `invalid_policy`
+    /// (422: a policy reload failed; the previous policies stay in force).
     pub code: String,
+    /// For `denied` and `approval_required`: the policy decision, with the ids of the
+    /// determining policies and the human-readable reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionOut>,
+}
+
+/// A policy decision.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "effect": "approval_required",
+    "policies": ["prod-writes-need-dba-approval"],
+    "reasons": ["writes in production need approval by a DBA unless a DBA runs them"],
+    "approver_groups": ["dba"],
+    "min_approvals": 1
+}))]
+pub struct DecisionOut {
+    /// `allow`, `deny` or `approval_required`.
+    pub effect: String,
+    /// Ids of the policies that determined the effect.
+    pub policies: Vec<String>,
+    /// Why, in words: the `@reason` of each determining policy.
+    pub reasons: Vec<String>,
+    /// For `approval_required`: the groups whose members may approve.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approver_groups: Vec<String>,
+    /// For `approval_required`: how many distinct approvals are needed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub min_approvals: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl From<&Decision> for DecisionOut {
+    fn from(decision: &Decision) -> Self {
+        DecisionOut {
+            effect: decision.effect.as_str().to_owned(),
+            policies: decision.policies.clone(),
+            reasons: decision.reasons.clone(),
+            approver_groups: decision.approver_groups.clone(),
+            min_approvals: decision.min_approvals,
+        }
+    }
 }
 
 impl Problem {
@@ -51,6 +99,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             code: code.to_owned(),
+            decision: None,
         }
     }
 
@@ -76,6 +125,9 @@ impl From<GatewayError> for Problem {
             GatewayError::UnknownDatasource(_) => (StatusCode::NOT_FOUND, "Unknown datasource"),
             GatewayError::UnparseableSql(_) => (StatusCode::BAD_REQUEST, "Unparseable SQL"),
             GatewayError::Forbidden { .. } => (StatusCode::FORBIDDEN, "Forbidden"),
+            GatewayError::Denied { .. } => (StatusCode::FORBIDDEN, "Denied by policy"),
+            GatewayError::ApprovalRequired { .. } => (StatusCode::FORBIDDEN, "Approval required"),
+            GatewayError::InvalidPolicy(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid policy"),
             GatewayError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "Statement timed out"),
             GatewayError::Database(_) => (StatusCode::BAD_GATEWAY, "Database error"),
             GatewayError::UnsupportedType(_) => {
@@ -85,7 +137,9 @@ impl From<GatewayError> for Problem {
                 (StatusCode::SERVICE_UNAVAILABLE, "Datasource unavailable")
             }
         };
-        Problem::new(status, error.code(), error.to_string()).with_title(title)
+        let mut problem = Problem::new(status, error.code(), error.to_string()).with_title(title);
+        problem.decision = error.decision().map(DecisionOut::from);
+        problem
     }
 }
 

@@ -2,12 +2,16 @@
 //! module maps failures to problem responses, and one extractor authenticates callers.
 //!
 //! - [`query`]: `POST /v1/query`
+//! - [`explain`]: `POST /v1/explain`
+//! - [`admin`]: `POST /v1/admin/reload`
 //! - [`datasources`]: `GET /v1/datasources`, `GET /v1/datasources/{name}/schema`
 //! - [`health`]: `GET /healthz`, `GET /readyz`
 //! - `GET /openapi.json` and `GET /docs` (Scalar) describe all of the above.
 
+pub mod admin;
 pub mod datasources;
 pub mod error;
+pub mod explain;
 pub mod extract;
 pub mod health;
 pub mod query;
@@ -38,14 +42,15 @@ pub struct AppState {
 #[openapi(
     info(
         title = "Gatehouse",
-        description = "Identity-aware data access for AI agents, services and people. Send one SQL statement with a bearer JWT; Gatehouse parses what it intends, refuses what the caller may not do, runs it on a guarded pooled connection and returns a typed result.\n\nHow to use it as a tool: (1) `listDatasources` to find a datasource and its SQL dialect, (2) `getSchema` to see its tables and columns, (3) `query` with one statement and positional `params`. Every error is an RFC 9457 problem (`application/problem+json`) whose `code` member says what went wrong and `detail` how to fix it.",
+        description = "Identity-aware data access for AI agents, services and people. Send one SQL statement with a bearer JWT; Gatehouse parses what it intends, refuses what the caller may not do, runs it on a guarded pooled connection and returns a typed result.\n\nHow to use it as a tool: (1) `listDatasources` to find a datasource, its environment and its SQL dialect, (2) `getSchema` to see its tables and columns, (3) optionally `explain` to learn whether policy lets you run a statement, (4) `query` with one statement and positional `params`. Every error is an RFC 9457 problem (`application/problem+json`) whose `code` member says what went wrong and `detail` how to fix it.",
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "query", description = "Run SQL statements."),
         (name = "datasources", description = "Discover datasources and their schemas."),
-        (name = "health", description = "Liveness and readiness probes; no token needed.")
+        (name = "health", description = "Liveness and readiness probes; no token needed."),
+        (name = "admin", description = "Operations for group `admin`.")
     )
 )]
 struct ApiDoc;
@@ -74,6 +79,8 @@ impl Modify for BearerAuth {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(query::query))
+        .routes(routes!(explain::explain))
+        .routes(routes!(admin::reload))
         .routes(routes!(datasources::list))
         .routes(routes!(datasources::schema))
         .routes(routes!(health::healthz))

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::Problem;
+use super::error::{DecisionOut, Problem};
 use super::extract::{Body, Caller};
 use crate::datasource::{Param, Value};
 use crate::gateway::{QueryOutcome, QueryRequest};
@@ -24,8 +24,7 @@ pub struct QueryBody {
     pub datasource: String,
     /// Exactly one SQL statement in the datasource's dialect (see the datasource's
     /// `driver`). Use placeholders for values: `$1, $2, …` on `postgres`, `?` on `mysql`
-    /// and `sqlite`. Until policies land, only plain reads (SELECT without locking,
-    /// writing CTEs or denied functions) are allowed.
+    /// and `sqlite`. Call `explain` first to learn whether policy allows it.
     pub sql: String,
     /// Positional parameters for the placeholders, bound as typed values (never spliced
     /// into the SQL text): JSON numbers bind as integers or floats, strings as text,
@@ -54,6 +53,7 @@ pub struct ColumnOut {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "request_id": "01936f5e-8a3b-7c2d-9e4f-0123456789ab",
+    "decision": {"effect": "allow", "policies": ["reads"], "reasons": ["anyone may read"]},
     "columns": [{"name": "id", "type": "integer"}, {"name": "status", "type": "text"}, {"name": "amount_cents", "type": "integer"}],
     "rows": [[7, "paid", 1999], [19, "shipped", 4250]],
     "row_count": 2,
@@ -64,6 +64,8 @@ pub struct ColumnOut {
 pub struct QueryResponse {
     /// Identifier of this request, also in the service's logs.
     pub request_id: String,
+    /// The policy decision that let the statement run (`effect` is `allow`).
+    pub decision: DecisionOut,
     pub columns: Vec<ColumnOut>,
     /// Rows as arrays in column order. Values: integers as JSON numbers (as strings
     /// beyond ±2^53), floats as numbers (`"NaN"`, `"Infinity"` as strings), decimals as
@@ -88,6 +90,7 @@ impl From<QueryOutcome> for QueryResponse {
         let result = outcome.result;
         QueryResponse {
             request_id: outcome.request_id.to_string(),
+            decision: DecisionOut::from(&outcome.decision),
             columns: result
                 .columns
                 .into_iter()
@@ -108,11 +111,12 @@ impl From<QueryOutcome> for QueryResponse {
 /// Run one SQL statement
 ///
 /// Runs exactly one SQL statement against a datasource as the authenticated caller and
-/// returns the typed result. The statement is parsed first: text that does not parse in
-/// the datasource's dialect, or holds several statements, is refused (`unparseable_sql`);
-/// statements that are not plain reads are refused (`forbidden`). Reads run on
+/// returns the typed result. The statement is parsed first (text that does not parse in
+/// the datasource's dialect is refused with `unparseable_sql`), then policy decides for
+/// this caller and the datasource's environment: `denied` or `approval_required` come
+/// back as 403 problems with the decision's reasons, and nothing runs. Reads run on
 /// connections the database holds read-only. Results stop at the row cap with
-/// `truncated: true`.
+/// `truncated: true`. To ask "may I run this?" without running it, use `explain`.
 #[utoipa::path(
     post,
     path = "/v1/query",
@@ -123,7 +127,7 @@ impl From<QueryOutcome> for QueryResponse {
         (status = 200, description = "The statement ran; its typed result.", body = QueryResponse),
         (status = 400, description = "`invalid_request` (malformed body or parameter), `unparseable_sql` (not one parseable statement) or `unsupported_type` (cast the column to text).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, malformed, expired or wrongly signed bearer token.", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: this statement may not run; `detail` says why.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`denied`: policy denies this statement (see `decision.reasons`); `approval_required`: a member of `decision.approver_groups` must approve it first; `forbidden`: the database refused a write on a read-only connection.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`unknown_datasource`.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`database_error`: the database rejected the statement; `detail` carries its message.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`datasource_unavailable` or `identity_unavailable`: retry later.", body = Problem, content_type = "application/problem+json"),
@@ -136,7 +140,15 @@ pub async fn query(
     Caller(principal): Caller,
     Body(body): Body<QueryBody>,
 ) -> Result<axum::Json<QueryResponse>, Problem> {
-    let params = body
+    let request = body.into_request()?;
+    let outcome = state.gateway.query(&principal, request).await?;
+    Ok(axum::Json(outcome.into()))
+}
+
+impl QueryBody {
+    /// The gateway request, with each JSON parameter turned into a typed one.
+    pub fn into_request(self) -> Result<QueryRequest, Problem> {
+        let params = self
         .params
         .iter()
         .enumerate()
@@ -145,12 +157,11 @@ pub async fn query(
                 .map_err(|message| Problem::invalid_request(format!("params[{i}]: {message}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let request = QueryRequest {
-        datasource: body.datasource,
-        sql: body.sql,
-        params,
-        max_rows: body.max_rows,
-    };
-    let outcome = state.gateway.query(&principal, request).await?;
-    Ok(axum::Json(outcome.into()))
+        Ok(QueryRequest {
+            datasource: self.datasource,
+            sql: self.sql,
+            params,
+            max_rows: self.max_rows,
+        })
+    }
 }

@@ -1,0 +1,47 @@
+//! The hot path before any database work: parse + classify a statement and decide on it
+//! with the built-in Cedar policies.
+//!
+//! `cargo bench --bench decide`; compare the medians within one run (machines are noisy).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse::config::PolicyConfig;
+use gatehouse::datasource::Driver;
+use gatehouse::identity::{Principal, PrincipalKind};
+use gatehouse::intent;
+use gatehouse::policy::{PolicyEngine, Resource};
+
+const THREE_TABLE_JOIN: &str = "SELECT c.full_name, o.id, o.amount_cents, i.quantity \
+     FROM customers c \
+     JOIN orders o ON o.customer_id = c.id \
+     JOIN order_items i ON i.order_id = o.id \
+     WHERE c.id = $1 AND o.status = 'paid' \
+     ORDER BY o.id DESC LIMIT 50";
+
+fn hot_path(c: &mut Criterion) {
+    let policy = PolicyEngine::load(&PolicyConfig::default()).expect("built-in policies load");
+    let principal = Principal::assumed("agent-7", PrincipalKind::Agent, &["analysts".to_owned()]);
+    let resource = Resource {
+        datasource: "shop_prod",
+        environment: "prod",
+    };
+    let intent = intent::analyze(Driver::Postgres, THREE_TABLE_JOIN).expect("parses");
+
+    c.bench_function("parse+classify (3-table join)", |b| {
+        b.iter(|| intent::analyze(Driver::Postgres, black_box(THREE_TABLE_JOIN)))
+    });
+    c.bench_function("decide (3-table join)", |b| {
+        b.iter(|| policy.decide(&principal, black_box(&intent), &resource, false))
+    });
+    c.bench_function("parse+classify+decide (3-table join)", |b| {
+        b.iter(|| {
+            let intent = intent::analyze(Driver::Postgres, black_box(THREE_TABLE_JOIN))
+                .expect("parses");
+            policy.decide(&principal, &intent, &resource, false)
+        })
+    });
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);

@@ -1,0 +1,515 @@
+//! Unit tests of loading, reloading and the decision algorithm. The built-in set's table
+//! of effects is covered by the data fixtures in tests/fixtures/policy, run by
+//! tests/policy_fixtures.rs.
+
+use std::path::PathBuf;
+
+use super::load::{Source, build, line_column};
+use super::*;
+use crate::identity::PrincipalKind;
+use crate::intent::{Access, Action, Flags, TableAccess, TableName, Target};
+
+fn engine_from(files: &[PathBuf]) -> Result<PolicyEngine, PolicyError> {
+    PolicyEngine::load(&PolicyConfig {
+        files: files.to_vec(),
+    })
+}
+
+fn built_in() -> PolicyEngine {
+    engine_from(&[]).unwrap()
+}
+
+/// Writes `text` to a fresh file `name` in `dir`.
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn problems_of(error: PolicyError) -> Vec<PolicyProblem> {
+    match error {
+        PolicyError::Invalid { problems } => problems,
+        other => panic!("expected invalid policies, got {other:?}"),
+    }
+}
+
+fn load_text(text: &str) -> Result<PolicyEngine, PolicyError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "test.cedar", text);
+    engine_from(&[path])
+}
+
+fn who(kind: PrincipalKind, groups: &[&str]) -> Principal {
+    Principal::for_tests("caller-1", kind, groups, None)
+}
+
+fn intent(targets: &[(Action, Option<&str>)], flags: Flags) -> Intent {
+    let mut actions: Vec<Action> = targets.iter().map(|(a, _)| *a).collect();
+    actions.sort();
+    actions.dedup();
+    let mut tables: Vec<TableAccess> = targets
+        .iter()
+        .filter_map(|(action, table)| {
+            table.map(|t| TableAccess {
+                table: TableName::new(t),
+                access: if *action == Action::Select {
+                    Access::Read
+                } else {
+                    Access::Write
+                },
+            })
+        })
+        .collect();
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    tables.dedup_by(|a, b| a.table == b.table);
+    Intent {
+        statement: "TEST".to_owned(),
+        actions,
+        tables,
+        targets: targets
+            .iter()
+            .map(|(action, table)| Target {
+                action: *action,
+                table: table.map(TableName::new),
+            })
+            .collect(),
+        columns: Vec::new(),
+        flags,
+    }
+}
+
+fn on(table: &str) -> Option<&str> {
+    Some(table)
+}
+
+const PROD: Resource<'static> = Resource {
+    datasource: "shop_prod",
+    environment: "prod",
+};
+const DEV: Resource<'static> = Resource {
+    datasource: "shop",
+    environment: "dev",
+};
+
+#[test]
+fn the_engine_is_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<PolicyEngine>();
+}
+
+#[test]
+fn built_in_set_and_schema_load() {
+    let engine = built_in();
+    assert!(engine.current().len() >= 20, "{engine:?}");
+    // Every policy of the built-in set carries a reason.
+    for policy in engine.current().policies.policies() {
+        let meta = engine.current().meta(policy.id()).map(|m| m.reason.is_some());
+        assert_eq!(meta, Some(true), "{} has no @reason", policy.id());
+    }
+}
+
+#[test]
+fn line_and_column_count_from_one_in_characters() {
+    let text = "ab\ncdé f\n";
+    assert_eq!(line_column(text, 0), (1, 1));
+    assert_eq!(line_column(text, 3), (2, 1));
+    // `f` is byte 9 (é is two bytes) but character 5 of its line.
+    assert_eq!(line_column(text, 8), (2, 5));
+    assert_eq!(line_column(text, 1000), (3, 1));
+}
+
+#[test]
+fn syntax_error_names_file_line_column_and_cedar_message() {
+    let text = "@id(\"ok\")\npermit (principal, action, resource);\n\n@id(\"bad\")\npermit (principal, action, resource) when { context.approved = };\n";
+    let error = load_text(text).unwrap_err();
+    let shown = error.to_string();
+    let problems = problems_of(error);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let problem = &problems[0];
+    assert!(problem.file.ends_with("test.cedar"), "{problem}");
+    assert_eq!(problem.line, 5, "{problem}");
+    assert!(problem.column > 40, "{problem}");
+    assert!(problem.message.contains("unexpected token"), "{problem}");
+    assert!(shown.contains("test.cedar:5:"), "{shown}");
+}
+
+#[test]
+fn policy_that_does_not_match_the_schema_is_refused_with_its_place() {
+    let text = "// ok\n@id(\"ok\")\npermit (principal, action, resource);\n\n@id(\"typo\")\nforbid (principal, action, resource)\n  when { context.nonexistent };\n";
+    let problems = problems_of(load_text(text).unwrap_err());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let problem = &problems[0];
+    assert_eq!((problem.line, problem.column), (7, 10), "{problem}");
+    assert!(problem.message.contains("nonexistent"), "{problem}");
+    assert!(problem.message.contains("typo"), "{problem}");
+
+    // An unknown entity type and an action the schema does not have are refused too.
+    let text = "@id(\"a\")\npermit (principal == User::\"x\", action, resource);\n@id(\"b\")\npermit (principal, action == Action::\"read\", resource);\n";
+    let problems = problems_of(load_text(text).unwrap_err());
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems[0].line, 2);
+    assert_eq!(problems[1].line, 4);
+}
+
+#[test]
+fn ids_are_required_and_unique_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write(
+        &dir,
+        "first.cedar",
+        "@id(\"read\")\npermit (principal, action == Action::\"select\", resource);\n",
+    );
+    let second = write(
+        &dir,
+        "second.cedar",
+        "// comment\n@id(\"read\")\npermit (principal, action, resource);\npermit (principal, action, resource);\n@id(\"  \")\npermit (principal, action, resource);\n",
+    );
+    let problems = problems_of(engine_from(&[first, second]).unwrap_err());
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems[0].file.ends_with("second.cedar"));
+    assert_eq!((problems[0].line, problems[0].column), (2, 1));
+    assert!(problems[0].message.contains("first.cedar:1:1"), "{}", problems[0]);
+    assert_eq!(problems[1].line, 4);
+    assert!(problems[1].message.contains("no @id"), "{}", problems[1]);
+    assert_eq!(problems[2].line, 5);
+    assert!(problems[2].message.contains("@id is empty"), "{}", problems[2]);
+}
+
+#[test]
+fn approval_annotations_are_checked() {
+    let text = r#"
+@id("permit-with-approval") @approval("dba")
+permit (principal, action, resource);
+@id("bad-count") @approval("dba") @min_approvals("zero")
+forbid (principal, action, resource) unless { context.approved };
+@id("count-alone") @min_approvals("2")
+forbid (principal, action, resource);
+@id("no-group") @approval("")
+forbid (principal, action, resource) unless { context.approved };
+"#;
+    let problems = problems_of(load_text(text).unwrap_err());
+    let messages: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.line, p.message)).collect();
+    assert_eq!(problems.len(), 4, "{messages:?}");
+    assert!(messages[0].starts_with("2: @approval belongs on a forbid"), "{messages:?}");
+    assert!(messages[1].starts_with("4: @min_approvals must be a whole number"), "{messages:?}");
+    assert!(messages[2].starts_with("6: @min_approvals needs an @approval"), "{messages:?}");
+    assert!(messages[3].starts_with("8: @approval names no group"), "{messages:?}");
+}
+
+#[test]
+fn templates_unreadable_and_empty_files_are_refused() {
+    let problems = problems_of(
+        load_text("@id(\"t\")\npermit (principal == ?principal, action, resource);\n").unwrap_err(),
+    );
+    assert!(problems[0].message.contains("templates"), "{problems:?}");
+
+    let missing = engine_from(&[PathBuf::from("/nonexistent/gatehouse.cedar")]).unwrap_err();
+    assert!(matches!(missing, PolicyError::Read { .. }), "{missing:?}");
+    assert!(missing.to_string().contains("/nonexistent/gatehouse.cedar"));
+
+    let empty = load_text("// nothing here yet\n").unwrap_err();
+    assert!(matches!(empty, PolicyError::Empty { .. }), "{empty:?}");
+}
+
+#[test]
+fn all_problems_of_all_files_are_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(&dir, "a.cedar", "@id(\"a\") permit (principal, action, resource) when { context.nope };");
+    let b = write(&dir, "b.cedar", "@id(\"b\") permit (principal action, resource);");
+    let error = engine_from(&[a, b]).unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.starts_with("2 problems in the policies:"), "{shown}");
+    assert!(shown.contains("a.cedar:1:"), "{shown}");
+    assert!(shown.contains("b.cedar:1:"), "{shown}");
+}
+
+#[test]
+fn reload_keeps_the_set_in_force_when_the_new_one_fails_and_swaps_when_it_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow_reads = "@id(\"read\") @reason(\"reads ok\")\npermit (principal, action == Action::\"select\", resource);\n";
+    let path = write(&dir, "p.cedar", allow_reads);
+    let engine = engine_from(std::slice::from_ref(&path)).unwrap();
+    let alice = who(PrincipalKind::Human, &[]);
+    let read = intent(&[(Action::Select, on("orders"))], Flags::default());
+    assert_eq!(engine.decide(&alice, &read, &PROD, false).effect, Effect::Allow);
+
+    // A broken file: the error is returned and reads stay allowed.
+    std::fs::write(&path, "@id(\"read\") permit (principal, action == Action::\"select\", resource) when { context.aproved };").unwrap();
+    let error = engine.reload().unwrap_err();
+    assert!(error.to_string().contains("aproved"), "{error}");
+    assert_eq!(engine.decide(&alice, &read, &PROD, false).effect, Effect::Allow);
+
+    // A missing file: same.
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(engine.reload(), Err(PolicyError::Read { .. })));
+    assert_eq!(engine.decide(&alice, &read, &PROD, false).effect, Effect::Allow);
+
+    // A valid new set replaces the old one.
+    std::fs::write(&path, format!("{allow_reads}@id(\"no-prod\") @reason(\"not in prod\")\nforbid (principal, action, resource in Environment::\"prod\");\n")).unwrap();
+    assert_eq!(engine.reload().unwrap(), 2);
+    let decision = engine.decide(&alice, &read, &PROD, false);
+    assert_eq!(decision.effect, Effect::Deny);
+    assert_eq!(decision.policies, ["no-prod"]);
+    assert_eq!(decision.reasons, ["not in prod"]);
+}
+
+#[test]
+fn reload_of_the_built_in_set_reports_its_size() {
+    let engine = built_in();
+    assert_eq!(engine.reload().unwrap(), engine.current().len());
+}
+
+const APPROVALS: &str = r#"
+@id("all") @reason("anything goes")
+permit (principal, action, resource);
+
+@id("two-dbas") @approval("dba") @min_approvals("2") @reason("deletes need two dbas")
+forbid (principal, action == Action::"delete", resource) unless { context.approved };
+
+@id("security") @approval("security") @reason("security looks at PII tables")
+forbid (principal, action, resource == Table::"shop_prod/customers") unless { context.approved };
+
+@id("never-drop") @reason("no drops")
+forbid (principal, action == Action::"drop", resource);
+
+// Says approval but does not look at `approved`: approval cannot help.
+@id("fake-approval") @approval("dba")
+forbid (principal, action == Action::"truncate", resource);
+"#;
+
+#[test]
+fn approval_forbids_turn_denials_into_approval_required() {
+    let engine = load_text(APPROVALS).unwrap();
+    let bob = who(PrincipalKind::Agent, &["dba"]);
+
+    let delete = intent(&[(Action::Delete, on("orders"))], Flags::default());
+    let decision = engine.decide(&bob, &delete, &PROD, false);
+    assert_eq!(decision.effect, Effect::ApprovalRequired, "{decision:?}");
+    assert_eq!(decision.policies, ["two-dbas"]);
+    assert_eq!(decision.reasons, ["deletes need two dbas"]);
+    assert_eq!(decision.approver_groups, ["dba"]);
+    assert_eq!(decision.min_approvals, 2);
+
+    // With the approval granted, the same statement is allowed.
+    let decision = engine.decide(&bob, &delete, &PROD, true);
+    assert_eq!(decision.effect, Effect::Allow, "{decision:?}");
+    assert_eq!(decision.policies, ["all"]);
+    assert_eq!(decision.min_approvals, 0);
+
+    // Two approval forbids on two targets: every group, the highest count.
+    let both = intent(
+        &[(Action::Delete, on("orders")), (Action::Select, on("customers"))],
+        Flags::default(),
+    );
+    let decision = engine.decide(&bob, &both, &PROD, false);
+    assert_eq!(decision.effect, Effect::ApprovalRequired, "{decision:?}");
+    assert_eq!(decision.policies, ["two-dbas", "security"]);
+    assert_eq!(decision.approver_groups, ["dba", "security"]);
+    assert_eq!(decision.min_approvals, 2);
+}
+
+#[test]
+fn a_plain_forbid_beside_an_approval_forbid_denies() {
+    let engine = load_text(APPROVALS).unwrap();
+    let bob = who(PrincipalKind::Human, &["dba"]);
+
+    // never-drop matches together with security on the same target: denied, and only
+    // the plain forbid is named, since no approval would help.
+    let drop = intent(&[(Action::Drop, on("customers"))], Flags::default());
+    let decision = engine.decide(&bob, &drop, &PROD, false);
+    assert_eq!(decision.effect, Effect::Deny, "{decision:?}");
+    assert_eq!(decision.policies, ["never-drop"]);
+    assert_eq!(decision.reasons, ["no drops"]);
+    assert!(decision.approver_groups.is_empty());
+
+    // One target needs approval, another is denied: the statement is denied, for the
+    // denying target's reasons only.
+    let mixed = intent(
+        &[(Action::Delete, on("orders")), (Action::Drop, on("orders"))],
+        Flags::default(),
+    );
+    let decision = engine.decide(&bob, &mixed, &PROD, false);
+    assert_eq!(decision.effect, Effect::Deny, "{decision:?}");
+    assert_eq!(decision.policies, ["never-drop"]);
+    assert_eq!(decision.reasons, ["no drops"]);
+    assert_eq!(decision.min_approvals, 0);
+
+    // An @approval forbid that ignores `approved` stays a denial, with a generated reason.
+    let truncate = intent(&[(Action::Truncate, on("orders"))], Flags::default());
+    let decision = engine.decide(&bob, &truncate, &PROD, false);
+    assert_eq!(decision.effect, Effect::Deny, "{decision:?}");
+    assert_eq!(decision.policies, ["fake-approval"]);
+    assert_eq!(
+        decision.reasons,
+        ["policy `fake-approval` forbids human `caller-1` to truncate on table `orders` in environment `prod`"]
+    );
+}
+
+#[test]
+fn without_a_permit_the_reason_says_so() {
+    let engine = load_text("@id(\"read\") permit (principal, action == Action::\"select\", resource);").unwrap();
+    let agent = who(PrincipalKind::Agent, &[]);
+    let decision = engine.decide(
+        &agent,
+        &intent(&[(Action::Drop, on("t"))], Flags::default()),
+        &PROD,
+        false,
+    );
+    assert_eq!(decision.effect, Effect::Deny);
+    assert!(decision.policies.is_empty());
+    assert_eq!(
+        decision.reasons,
+        ["no policy permits agent `caller-1` to drop on table `t` in environment `prod`"]
+    );
+    let decision = engine.decide(
+        &agent,
+        &intent(&[(Action::Session, None)], Flags::default()),
+        &DEV,
+        false,
+    );
+    assert_eq!(
+        decision.reasons,
+        ["no policy permits agent `caller-1` to session on datasource `shop` in environment `dev`"]
+    );
+    // An allow without @reason explains itself too.
+    let decision = engine.decide(
+        &agent,
+        &intent(&[(Action::Select, None)], Flags::default()),
+        &DEV,
+        false,
+    );
+    assert_eq!(decision.effect, Effect::Allow);
+    assert_eq!(decision.reasons, ["policy `read` allows it"]);
+}
+
+#[test]
+fn entities_carry_groups_hierarchy_and_attributes() {
+    let text = r#"
+@id("helper") permit (principal is Agent, action, resource in Datasource::"shop")
+  when { principal has on_behalf_of && principal.on_behalf_of == "alice" && principal.sub == "bot" };
+@id("by-table-name") permit (principal in Group::"analysts", action == Action::"select", resource is Table)
+  when { resource.name == "analytics.events" && context.datasource == "shop_prod" && context.environment == "prod" };
+"#;
+    let engine = load_text(text).unwrap();
+    let bot = Principal::for_tests("bot", PrincipalKind::Agent, &[], Some("alice"));
+    let alone = Principal::for_tests("bot", PrincipalKind::Agent, &[], None);
+    let write = intent(&[(Action::Insert, on("orders"))], Flags::default());
+    assert_eq!(engine.decide(&bot, &write, &DEV, false).effect, Effect::Allow);
+    assert_eq!(engine.decide(&alone, &write, &DEV, false).effect, Effect::Deny);
+    assert_eq!(engine.decide(&bot, &write, &PROD, false).effect, Effect::Deny);
+
+    let analyst = who(PrincipalKind::Service, &["analysts", "x"]);
+    let events = intent(&[(Action::Select, on("analytics.events"))], Flags::default());
+    assert_eq!(engine.decide(&analyst, &events, &PROD, false).effect, Effect::Allow);
+    assert_eq!(engine.decide(&analyst, &events, &DEV, false).effect, Effect::Deny);
+    let other = who(PrincipalKind::Service, &["x"]);
+    assert_eq!(engine.decide(&other, &events, &PROD, false).effect, Effect::Deny);
+}
+
+#[test]
+fn evaluation_errors_deny() {
+    // The overflow makes the forbid error at evaluation; Cedar would skip it and allow.
+    let text = r#"
+@id("all") permit (principal, action, resource);
+@id("overflows") forbid (principal, action, resource) when { 9223372036854775807 + 1 > 0 };
+"#;
+    let engine = load_text(text).unwrap();
+    let decision = engine.decide(
+        &who(PrincipalKind::Human, &[]),
+        &intent(&[(Action::Select, on("t"))], Flags::default()),
+        &DEV,
+        false,
+    );
+    assert_eq!(decision.effect, Effect::Deny, "{decision:?}");
+    assert!(decision.policies.is_empty());
+    assert!(decision.reasons[0].starts_with("denied because policy could not be evaluated for human `caller-1` to select on table `t`"), "{decision:?}");
+    assert!(decision.reasons[0].contains("overflow"), "{decision:?}");
+}
+
+#[test]
+fn an_intent_without_targets_is_denied() {
+    let engine = load_text("@id(\"all\") permit (principal, action, resource);").unwrap();
+    let alice = who(PrincipalKind::Human, &[]);
+    let unclassified = Flags {
+        unclassified: Some("unknown statement".to_owned()),
+        ..Flags::default()
+    };
+    let decision = engine.decide(&alice, &intent(&[], unclassified), &DEV, false);
+    assert_eq!(decision.effect, Effect::Deny);
+    assert!(decision.reasons[0].contains("unknown statement"), "{decision:?}");
+    let decision = engine.decide(&alice, &intent(&[], Flags::default()), &DEV, false);
+    assert_eq!(decision.effect, Effect::Deny);
+}
+
+#[test]
+fn odd_names_are_just_ids() {
+    // Quotes, slashes and spaces in names cannot escape their entity id.
+    let engine = built_in();
+    let odd = Principal::for_tests("a\"b/c d", PrincipalKind::Human, &["dba\" || true"], None);
+    let decision = engine.decide(
+        &odd,
+        &intent(&[(Action::Insert, on("\"Weird\" Table"))], Flags::default()),
+        &Resource {
+            datasource: "x/y",
+            environment: "prod\"",
+        },
+        false,
+    );
+    assert_eq!(decision.effect, Effect::ApprovalRequired, "{decision:?}");
+}
+
+#[test]
+fn decisions_serialize_in_snake_case() {
+    let decision = built_in().decide(
+        &who(PrincipalKind::Agent, &[]),
+        &intent(&[(Action::Insert, on("orders"))], Flags::default()),
+        &PROD,
+        false,
+    );
+    let json = serde_json::to_value(&decision).unwrap();
+    assert_eq!(json["effect"], "approval_required");
+    assert_eq!(json["approver_groups"], serde_json::json!(["dba"]));
+    assert_eq!(json["min_approvals"], 1);
+    assert_eq!(json["policies"], serde_json::json!(["prod-write-needs-approval"]));
+}
+
+#[test]
+fn in_memory_sources_name_themselves() {
+    let engine = built_in();
+    let error = build(
+        &[Source::new("inline.cedar", "permit (principal, action, resource);")],
+        engine.model.validator(),
+    )
+    .err()
+    .map(problems_of)
+    .unwrap();
+    assert_eq!(error[0].file, "inline.cedar");
+}
+
+/// A rough timing of `decide` for a three-table join against the built-in set; the
+/// criterion benchmark in benches/ is the real measurement. Run with
+/// `cargo test --release --lib policy::tests::decide_timing -- --nocapture`.
+#[test]
+fn decide_timing() {
+    let engine = built_in();
+    let agent = Principal::for_tests("agent-7", PrincipalKind::Agent, &["analysts", "eng"], Some("alice"));
+    let join = intent(
+        &[
+            (Action::Select, on("customers")),
+            (Action::Select, on("order_items")),
+            (Action::Select, on("orders")),
+        ],
+        Flags::default(),
+    );
+    for _ in 0..500 {
+        engine.decide(&agent, &join, &PROD, false);
+    }
+    let rounds = 5_000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let decision = engine.decide(&agent, &join, &PROD, false);
+        assert_eq!(decision.effect, Effect::Allow);
+    }
+    let per_decision = started.elapsed() / rounds;
+    println!("decide, three-table join, built-in set: {per_decision:?} per decision");
+}
