@@ -167,7 +167,7 @@ pub(super) fn decide(
         };
         return Decision::deny(Vec::new(), vec![reason]);
     }
-    let mut requests = match Requests::new(model, principal, intent, resource) {
+    let mut requests = match Requests::new(model, set, principal, intent, resource) {
         Ok(requests) => requests,
         Err(error) => {
             return Decision::deny(
@@ -181,7 +181,7 @@ pub(super) fn decide(
     let outcomes: Vec<Outcome> = intent
         .targets
         .iter()
-        .map(|target| decide_target(&mut requests, set, &who, target, approved))
+        .map(|target| decide_target(&mut requests, &who, target, approved))
         .collect();
     combine(outcomes)
 }
@@ -243,6 +243,7 @@ impl Explained {
 }
 
 /// One evaluated request.
+#[derive(Clone)]
 struct Evaluation<'s> {
     allowed: bool,
     /// Ordered as written in the policy files.
@@ -250,13 +251,12 @@ struct Evaluation<'s> {
 }
 
 fn decide_target<'s>(
-    requests: &mut Requests,
-    set: &'s ActiveSet,
+    requests: &mut Requests<'s>,
     who: &Who,
     target: &Target,
     approved: bool,
 ) -> Outcome<'s> {
-    let first = match requests.evaluate(set, target, approved) {
+    let first = match requests.evaluate(target, approved) {
         Ok(evaluation) => evaluation,
         Err(error) => return fail_closed(who, target, &error),
     };
@@ -272,7 +272,7 @@ fn decide_target<'s>(
     if !approvable {
         return denial(&first, who, target);
     }
-    match requests.evaluate(set, target, true) {
+    match requests.evaluate(target, true) {
         Ok(second) if second.allowed => Outcome::Approval(first.determining),
         // Even an approval would not help: say why.
         Ok(second) => denial(&second, who, target),
@@ -419,8 +419,8 @@ struct Caller<'a> {
 }
 
 /// One decision's entities: the caller (in its groups), the datasource (in its
-/// environment) and each table (in the datasource). Groups and the environment need no
-/// entity of their own: `in` follows the parents named here.
+/// environment) and tables (in the datasource). Groups and the environment need no entity
+/// of their own: `in` follows the parents named here.
 struct Store<'t> {
     principal: EntityUid,
     datasource: EntityUid,
@@ -450,7 +450,8 @@ impl<'t> Store<'t> {
             .iter()
             .map(|group| Model::uid(&model.group, group))
             .collect();
-        let mut entities = vec![Entity::new(principal.clone(), attrs, groups).map_err(|e| e.to_string())?];
+        let mut entities =
+            vec![Entity::new(principal.clone(), attrs, groups).map_err(|e| e.to_string())?];
 
         let datasource_uid = Model::uid(&model.datasource, datasource);
         entities.push(Entity::new_no_attrs(
@@ -481,15 +482,11 @@ impl<'t> Store<'t> {
         })
     }
 
-    fn resource(&self, target: &Target) -> Option<&EntityUid> {
-        match &target.table {
-            Some(table) => self
-                .tables
-                .iter()
-                .find(|(name, _)| *name == table.as_str())
-                .map(|(_, uid)| uid),
-            None => Some(&self.datasource),
-        }
+    fn table(&self, name: &str) -> Option<&EntityUid> {
+        self.tables
+            .iter()
+            .find(|(table, _)| *table == name)
+            .map(|(_, uid)| uid)
     }
 }
 
@@ -567,15 +564,22 @@ impl<'a> ContextFlags<'a> {
 /// The parts of one decision's requests that every target shares.
 struct Requests<'m> {
     model: &'m Model,
+    set: &'m ActiveSet,
     store: Store<'m>,
+    /// The table that stands for every table target of a table-blind action
+    /// ([`ActiveSet::table_blind`]): the first such target's table.
+    representative: Option<&'m str>,
     flags: ContextFlags<'m>,
     /// The context for `approved = false` and `true`, built when first needed.
     contexts: [Option<Context>; 2],
+    /// Requests already evaluated in this decision: (action, resource, approved).
+    evaluated: Vec<(Action, EntityUid, bool, Evaluation<'m>)>,
 }
 
 impl<'m> Requests<'m> {
     fn new(
         model: &'m Model,
+        set: &'m ActiveSet,
         principal: &Principal,
         intent: &'m Intent,
         resource: &'m Resource<'m>,
@@ -586,22 +590,34 @@ impl<'m> Requests<'m> {
             groups: principal.groups(),
             on_behalf_of: principal.on_behalf_of(),
         };
-        let tables = intent
-            .targets
-            .iter()
-            .filter_map(|t| t.table.as_ref().map(|t| t.as_str()));
+        // Table-blind actions need one table entity whatever the number of tables; the
+        // others need each of theirs.
+        let mut representative = None;
+        let mut tables = Vec::new();
+        for target in &intent.targets {
+            let Some(table) = &target.table else { continue };
+            if set.table_blind(target.action) {
+                representative.get_or_insert(table.as_str());
+            } else {
+                tables.push(table.as_str());
+            }
+        }
+        let store = Store::new(
+            model,
+            &caller,
+            resource.environment,
+            resource.datasource,
+            representative.into_iter().chain(tables),
+            None,
+        )?;
         Ok(Requests {
             model,
-            store: Store::new(
-                model,
-                &caller,
-                resource.environment,
-                resource.datasource,
-                tables,
-                None,
-            )?,
+            set,
+            store,
+            representative,
             flags: ContextFlags::new(intent, resource),
             contexts: [None, None],
+            evaluated: Vec::new(),
         })
     }
 
@@ -615,21 +631,34 @@ impl<'m> Requests<'m> {
         Ok(context)
     }
 
-    fn evaluate<'s>(
-        &mut self,
-        set: &'s ActiveSet,
-        target: &Target,
-        approved: bool,
-    ) -> Result<Evaluation<'s>, String> {
+    /// The resource entity a target is evaluated on.
+    fn resource(&self, target: &Target) -> Option<&EntityUid> {
+        match &target.table {
+            None => Some(&self.store.datasource),
+            Some(_) if self.set.table_blind(target.action) => {
+                self.representative.and_then(|name| self.store.table(name))
+            }
+            Some(table) => self.store.table(table.as_str()),
+        }
+    }
+
+    fn evaluate(&mut self, target: &Target, approved: bool) -> Result<Evaluation<'m>, String> {
+        let resource = self
+            .resource(target)
+            .ok_or_else(|| "no entity was built for the table".to_owned())?
+            .clone();
+        if let Some((.., done)) = self
+            .evaluated
+            .iter()
+            .find(|(a, r, ap, _)| *a == target.action && *r == resource && *ap == approved)
+        {
+            return Ok(done.clone());
+        }
         let context = self.context(approved)?;
         let action = self
             .model
             .action(target.action)
             .ok_or_else(|| format!("the action `{}` is not in the schema", target.action))?;
-        let resource = self
-            .store
-            .resource(target)
-            .ok_or_else(|| "no entity was built for the table".to_owned())?;
         let request = Request::new(
             self.store.principal.clone(),
             action.clone(),
@@ -638,6 +667,7 @@ impl<'m> Requests<'m> {
             None,
         )
         .map_err(|e| e.to_string())?;
+        let set = self.set;
         let response = self.model.authorizer.is_authorized(
             &request,
             set.for_action(target.action),
@@ -659,9 +689,12 @@ impl<'m> Requests<'m> {
             determining.push(Used { id, meta });
         }
         determining.sort_by_key(|used| used.meta.order);
-        Ok(Evaluation {
+        let evaluation = Evaluation {
             allowed: response.decision() == CedarDecision::Allow,
             determining,
-        })
+        };
+        self.evaluated
+            .push((target.action, resource, approved, evaluation.clone()));
+        Ok(evaluation)
     }
 }

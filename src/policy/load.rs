@@ -87,6 +87,10 @@ pub(super) struct ActiveSet {
     /// scope excludes the action can never match, so evaluating a target against its
     /// action's subset decides exactly as the whole set does, in about half the time.
     by_action: Vec<PolicySet>,
+    /// Per statement action, whether every policy of its subset treats all tables of a
+    /// datasource alike (see [`table_blind`]): then one evaluation decides every table
+    /// target of that action.
+    blind_by_action: Vec<bool>,
     meta: HashMap<PolicyId, PolicyMeta>,
 }
 
@@ -103,10 +107,15 @@ impl ActiveSet {
                 )
                 .map_err(|e| e.to_string())
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let blind_by_action = by_action
+            .iter()
+            .map(|subset| subset.policies().all(table_blind))
+            .collect();
         Ok(ActiveSet {
             policies,
             by_action,
+            blind_by_action,
             meta,
         })
     }
@@ -121,6 +130,16 @@ impl ActiveSet {
             .position(|a| *a == action)
             .and_then(|index| self.by_action.get(index))
             .unwrap_or(&self.policies)
+    }
+
+    /// Whether every table target of `action` gets the same answer within one decision.
+    pub(super) fn table_blind(&self, action: Action) -> bool {
+        Action::ALL
+            .iter()
+            .position(|a| *a == action)
+            .and_then(|index| self.blind_by_action.get(index))
+            .copied()
+            .unwrap_or(false)
     }
 
     pub(super) fn meta(&self, id: &PolicyId) -> Option<&PolicyMeta> {
@@ -269,6 +288,73 @@ pub(super) fn build(sources: &[Source], validator: &Validator) -> Result<ActiveS
             message,
         }],
     })
+}
+
+/// Whether `policy` cannot tell two tables of one datasource apart. Within one decision,
+/// such tables differ only in their entity id and `name`; they share the caller, the
+/// action, the context and their ancestors (the datasource and its environment). A policy
+/// that looks at `resource` only through `in`/`is` against an `Environment` or `Datasource`
+/// literal (in its scope or conditions) therefore decides every such table alike. Any
+/// other use of `resource` (`==`, `.name`, `has`, `in Table::…`, `in [...]`, …) makes the
+/// policy table-specific. Read from the policy's JSON form; when in doubt, specific.
+pub(super) fn table_blind(policy: &Policy) -> bool {
+    let Ok(est) = policy.to_json() else {
+        return false;
+    };
+    let scope = &est["resource"];
+    let scope_blind = match scope["op"].as_str() {
+        Some("All") => true,
+        Some("in") => ancestor_literal(&scope["entity"]),
+        Some("is") => scope.get("in").is_none_or(|i| ancestor_literal(&i["entity"])),
+        _ => false,
+    };
+    scope_blind
+        && est["conditions"]
+            .as_array()
+            .is_some_and(|conditions| conditions.iter().all(|c| expr_blind(&c["body"])))
+}
+
+/// An entity literal (`{"type", "id"}` or `{"__entity": …}`) of an ancestor type of tables.
+fn ancestor_literal(value: &serde_json::Value) -> bool {
+    let entity = value.get("__entity").unwrap_or(value);
+    matches!(
+        entity.get("type").and_then(serde_json::Value::as_str),
+        Some("Environment" | "Datasource")
+    )
+}
+
+fn expr_blind(expr: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let is_resource = |v: &Value| v.as_object().is_some_and(|o| o.len() == 1 && o.get("Var") == Some(&Value::from("resource")));
+    // Expression nodes are objects with exactly one key, the operator; a record's
+    // attribute map may have any keys, so only single-key objects are read as nodes.
+    if let Some(object) = expr.as_object()
+        && object.len() == 1
+    {
+        if is_resource(expr) {
+            return false;
+        }
+        if let Some(body) = object.get("in")
+            && body.get("left").is_some_and(is_resource)
+        {
+            return body
+                .get("right")
+                .and_then(|r| r.get("Value"))
+                .is_some_and(ancestor_literal);
+        }
+        if let Some(body) = object.get("is")
+            && body.get("left").is_some_and(is_resource)
+        {
+            return body
+                .get("in")
+                .is_none_or(|r| r.get("Value").is_some_and(ancestor_literal));
+        }
+    }
+    match expr {
+        Value::Object(map) => map.values().all(expr_blind),
+        Value::Array(items) => items.iter().all(expr_blind),
+        _ => true,
+    }
 }
 
 /// Whether the policy's action scope admits `action`. The schema has no action groups, so

@@ -513,3 +513,74 @@ fn decide_timing() {
     let per_decision = started.elapsed() / rounds;
     println!("decide, three-table join, built-in set: {per_decision:?} per decision");
 }
+
+#[test]
+fn table_blindness_is_read_from_how_policies_use_resource() {
+    use super::load::table_blind;
+    let blind = |text: &str| table_blind(&cedar_policy::Policy::parse(None, text).unwrap());
+    for text in [
+        r#"permit (principal, action, resource);"#,
+        r#"permit (principal, action, resource in Environment::"dev");"#,
+        r#"permit (principal, action, resource is Table in Datasource::"shop");"#,
+        r#"forbid (principal, action, resource) when { context.locking } unless { resource in Environment::"dev" || context.approved };"#,
+        r#"forbid (principal, action, resource) when { resource is Table && principal in Group::"x" };"#,
+    ] {
+        assert!(blind(text), "{text}");
+    }
+    for text in [
+        r#"permit (principal, action, resource == Table::"shop/orders");"#,
+        r#"permit (principal, action, resource in Table::"shop/orders");"#,
+        r#"permit (principal, action, resource is Table in Table::"shop/orders");"#,
+        r#"permit (principal, action, resource) when { resource.name == "orders" };"#,
+        r#"permit (principal, action, resource) when { resource has name };"#,
+        r#"permit (principal, action, resource) when { resource == Table::"shop/orders" };"#,
+        r#"permit (principal, action, resource) when { resource in [Environment::"dev"] };"#,
+        r#"permit (principal, action, resource) when { resource in Table::"shop/orders" };"#,
+        r#"permit (principal, action, resource) when { Table::"shop/orders" in resource };"#,
+        r#"permit (principal, action, resource) when { {"Var": resource} == {"Var": Table::"shop/orders"} };"#,
+        r#"permit (principal, action, resource) when { {"in": resource}["in"] in Environment::"dev" };"#,
+    ] {
+        assert!(!blind(text), "{text}");
+    }
+    // The built-in set treats all tables of a datasource alike for every action.
+    let engine = built_in();
+    for action in Action::ALL {
+        assert!(engine.current().table_blind(action), "{action}");
+    }
+}
+
+#[test]
+fn table_specific_policies_decide_each_table() {
+    let engine = load_text(APPROVALS).unwrap();
+    let bob = who(PrincipalKind::Agent, &[]);
+    // Two reads: only the customers table needs security's approval.
+    let join = intent(
+        &[(Action::Select, on("orders")), (Action::Select, on("customers"))],
+        Flags::default(),
+    );
+    assert!(!engine.current().table_blind(Action::Select));
+    let decision = engine.decide(&bob, &join, &PROD, false);
+    assert_eq!(decision.effect, Effect::ApprovalRequired, "{decision:?}");
+    assert_eq!(decision.policies, ["security"]);
+    let orders = intent(&[(Action::Select, on("orders"))], Flags::default());
+    assert_eq!(engine.decide(&bob, &orders, &PROD, false).effect, Effect::Allow);
+}
+
+#[test]
+fn one_evaluation_answers_every_table_of_a_blind_action_with_each_table_named() {
+    let engine = load_text("@id(\"read\") permit (principal, action == Action::\"select\", resource);").unwrap();
+    let agent = who(PrincipalKind::Agent, &[]);
+    let drops = intent(
+        &[(Action::Drop, on("a")), (Action::Drop, on("b")), (Action::Select, on("c"))],
+        Flags::default(),
+    );
+    let decision = engine.decide(&agent, &drops, &DEV, false);
+    assert_eq!(decision.effect, Effect::Deny);
+    assert_eq!(
+        decision.reasons,
+        [
+            "no policy permits agent `caller-1` to drop on table `a` in environment `dev`",
+            "no policy permits agent `caller-1` to drop on table `b` in environment `dev`",
+        ]
+    );
+}
