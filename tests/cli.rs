@@ -214,6 +214,17 @@ fn bad_configuration_names_the_key() {
 }
 
 #[test]
+fn example_policies_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let config = gatehouse::config::PolicyConfig { files: vec![path.clone()] };
+        gatehouse::policy::PolicyEngine::load(&config)
+            .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
+    }
+}
+
+#[test]
 fn example_configuration_is_valid() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gatehouse.toml");
     gatehouse::config::Config::load(Some(&example), Vec::new())
