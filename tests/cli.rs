@@ -32,9 +32,14 @@ impl Drop for Served {
 }
 
 fn serve(data_dir: &Path) -> Served {
+    serve_with(data_dir, &[])
+}
+
+fn serve_with(data_dir: &Path, extra: &[&str]) -> Served {
     let mut child = Command::new(BIN)
         .args(["serve", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
         .env_remove("GATEHOUSE_CONFIG")
         .env("GATEHOUSE_LOG", "warn")
@@ -150,6 +155,52 @@ async fn embedded_default_serves_prints_a_first_query_and_keeps_data_across_rest
         customers,
         "data kept; old token valid"
     );
+}
+
+/// SIGHUP makes a running server re-read its policy files.
+#[tokio::test]
+async fn sighup_reloads_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.cedar");
+    let reads_only = "@id(\"read\")\n@reason(\"reads only\")\npermit (principal, action == Action::\"select\", resource);\n";
+    std::fs::write(&policy, reads_only).unwrap();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(&config, format!("[policy]\nfiles = [\"{}\"]\n", policy.display())).unwrap();
+    let served = serve_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let token = token(dir.path());
+    count_customers(&served.http, &token).await; // waits until it answers
+
+    let client = reqwest::Client::new();
+    let explain = || async {
+        let body: serde_json::Value = client
+            .post(format!("{}/v1/explain", served.http))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"datasource": "shop", "sql": "DELETE FROM orders WHERE id = 1"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["decision"]["effect"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(explain().await, "deny");
+    std::fs::write(
+        &policy,
+        format!("{reads_only}@id(\"delete\")\n@reason(\"deletes too\")\npermit (principal, action == Action::\"delete\", resource);\n"),
+    )
+    .unwrap();
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let mut effect = String::new();
+    for _ in 0..50 {
+        effect = explain().await;
+        if effect == "allow" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(effect, "allow", "the reloaded policies apply");
 }
 
 #[test]
