@@ -245,49 +245,4 @@ impl Intent {
             && !self.flags.multiple_statements
             && self.flags.unclassified.is_none()
     }
-
-    /// Transitional, for the query path until it decides with policy: the same answer as
-    /// [`Intent::is_read_only`].
-    pub fn is_plain_read(&self) -> bool {
-        self.is_read_only()
-    }
-
-    /// Transitional, for the query path until it decides with policy: why the statement
-    /// is not read-only, in words; empty when it is.
-    pub fn not_read_reasons(&self) -> Vec<String> {
-        let mut reasons: Vec<String> = self
-            .actions
-            .iter()
-            .filter(|a| **a != Action::Select)
-            .map(|a| format!("performs {a}"))
-            .collect();
-        let flags = &self.flags;
-        let facts = [
-            (flags.locking, "locks rows or tables"),
-            (flags.select_into, "writes its result with SELECT … INTO"),
-            (flags.data_modifying_cte, "writes inside a CTE"),
-            (
-                flags.explain_analyze_write,
-                "runs a write with EXPLAIN ANALYZE",
-            ),
-            (flags.file_access, "reads or writes server files"),
-            (flags.multiple_statements, "holds more than one statement"),
-        ];
-        reasons.extend(
-            facts
-                .iter()
-                .filter(|(set, _)| *set)
-                .map(|(_, reason)| (*reason).to_owned()),
-        );
-        reasons.extend(
-            flags
-                .denied_functions
-                .iter()
-                .map(|f| format!("calls the denied function `{f}`")),
-        );
-        if let Some(reason) = &flags.unclassified {
-            reasons.push(format!("cannot be classified ({reason})"));
-        }
-        reasons
-    }
 }

@@ -293,14 +293,6 @@ fn empty_and_unparseable_texts_are_errors_that_say_what_to_do() {
     assert!(!message.contains("sql parser error"), "{message}");
 }
 
-#[test]
-fn transitional_reasons_explain_why_not_a_read() {
-    assert!(pg("SELECT 1").not_read_reasons().is_empty());
-    let reasons = pg("SELECT pg_sleep(1)").not_read_reasons();
-    assert_eq!(reasons, ["calls the denied function `pg_sleep`"]);
-    assert!(!pg("DELETE FROM orders WHERE id = 1").is_plain_read());
-}
-
 /// sqlparser builds `1 + 1 + …`, `a OR b OR …` and `x UNION y UNION …` as trees as deep as
 /// the text is long; the gateway accepts 64 KiB of it. Each must be classified on the
 /// 2 MiB stack of a tokio worker without overflowing it (an overflow aborts the process).

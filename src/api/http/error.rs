@@ -47,8 +47,9 @@ pub struct Problem {
     pub code: String,
     /// For `denied` and `approval_required`: the policy decision, with the ids of the
     /// determining policies and the human-readable reasons.
+    /// Boxed: most problems carry none, and a small error type keeps `Result`s cheap.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<DecisionOut>,
+    pub decision: Option<Box<DecisionOut>>,
 }
 
 /// A policy decision.
@@ -138,7 +139,7 @@ impl From<GatewayError> for Problem {
             }
         };
         let mut problem = Problem::new(status, error.code(), error.to_string()).with_title(title);
-        problem.decision = error.decision().map(DecisionOut::from);
+        problem.decision = error.decision().map(|d| Box::new(DecisionOut::from(d)));
         problem
     }
 }
