@@ -36,8 +36,8 @@ fn hot_path(c: &mut Criterion) {
     });
     c.bench_function("parse+classify+decide (3-table join)", |b| {
         b.iter(|| {
-            let intent = intent::analyze(Driver::Postgres, black_box(THREE_TABLE_JOIN))
-                .expect("parses");
+            let intent =
+                intent::analyze(Driver::Postgres, black_box(THREE_TABLE_JOIN)).expect("parses");
             policy.decide(&principal, &intent, &resource, false)
         })
     });

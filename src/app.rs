@@ -140,14 +140,13 @@ fn spawn_policy_reload_on_sighup(
     gateway: Arc<Gateway>,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) {
-    let mut hangups =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGHUP; reload policies through the API");
-                return;
-            }
-        };
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reload policies through the API");
+            return;
+        }
+    };
     tokio::spawn(async move {
         tokio::pin!(stopped);
         loop {

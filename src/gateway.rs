@@ -263,9 +263,9 @@ impl Gateway {
         } else {
             Access::Write
         };
-        let max_rows = request
-            .max_rows
-            .map_or(datasource.max_rows(), |asked| asked.min(datasource.max_rows()));
+        let max_rows = request.max_rows.map_or(datasource.max_rows(), |asked| {
+            asked.min(datasource.max_rows())
+        });
         let result = datasource
             .execute(access, &request.sql, &request.params, max_rows)
             .await
@@ -367,8 +367,7 @@ pub fn explain_statement(
     principal: &Principal,
     sql: &str,
 ) -> Result<Explanation, GatewayError> {
-    let intent =
-        intent::analyze(datasource.driver(), sql).map_err(GatewayError::UnparseableSql)?;
+    let intent = intent::analyze(datasource.driver(), sql).map_err(GatewayError::UnparseableSql)?;
     let resource = Resource {
         datasource: datasource.name().as_str(),
         environment: datasource.environment().as_str(),

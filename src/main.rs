@@ -151,7 +151,12 @@ fn main() -> ExitCode {
             kind,
             groups,
             source,
-        } => explain(&source, &datasource, &sql, Principal::assumed(&sub, kind, &groups)),
+        } => explain(
+            &source,
+            &datasource,
+            &sql,
+            Principal::assumed(&sub, kind, &groups),
+        ),
         Command::Openapi => openapi(),
     };
     match result {
@@ -255,9 +260,14 @@ fn explain(source: &Source, name: &str, sql: &str, principal: Principal) -> anyh
         let datasources = Datasources::from_configs(&configs)?;
         let Some(datasource) = datasources.get(name) else {
             let names: Vec<String> = datasources.iter().map(|d| d.name().to_string()).collect();
-            bail!("no datasource named `{name}`; configured: {}", names.join(", "));
+            bail!(
+                "no datasource named `{name}`; configured: {}",
+                names.join(", ")
+            );
         };
-        anyhow::Ok(gateway::explain_statement(&policy, datasource, &principal, sql)?)
+        anyhow::Ok(gateway::explain_statement(
+            &policy, datasource, &principal, sql,
+        )?)
     })?;
     println!("{}", serde_json::to_string_pretty(&explanation)?);
     Ok(())

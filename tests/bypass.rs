@@ -14,7 +14,13 @@ use serde_json::json;
 /// human DBA (who may run those in production), to a `prod` datasource; asserts each is
 /// refused (403 or 400: never run) and that `t` still holds exactly (1), (2), (3).
 async fn assert_all_refused(db: &TestDb, statements: &[&str]) {
-    let server = TestServer::start(&datasource_toml("prod_db", "prod", db, "statement_timeout_ms = 2000")).await;
+    let server = TestServer::start(&datasource_toml(
+        "prod_db",
+        "prod",
+        db,
+        "statement_timeout_ms = 2000",
+    ))
+    .await;
     let agent = server.agent_token();
     let dba = server.token("grace", PrincipalKind::Human, &["dba"]);
     let mut leaks = Vec::new();
@@ -23,7 +29,11 @@ async fn assert_all_refused(db: &TestDb, statements: &[&str]) {
         let dba_may_run = ["INSERT", "REPLACE", "MERGE"]
             .iter()
             .any(|keyword| upper.starts_with(keyword));
-        let tokens = if dba_may_run { vec![&agent] } else { vec![&agent, &dba] };
+        let tokens = if dba_may_run {
+            vec![&agent]
+        } else {
+            vec![&agent, &dba]
+        };
         for token in tokens {
             let reply = server
                 .post(
@@ -38,15 +48,27 @@ async fn assert_all_refused(db: &TestDb, statements: &[&str]) {
                 (403, "denied" | "approval_required" | "forbidden") | (400, "unparseable_sql")
             );
             if !refused {
-                leaks.push(format!("{:?} {sql}: {} {}", db.engine, reply.status, reply.body));
+                leaks.push(format!(
+                    "{:?} {sql}: {} {}",
+                    db.engine, reply.status, reply.body
+                ));
             }
         }
     }
-    assert!(leaks.is_empty(), "statements that were not refused:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "statements that were not refused:\n{}",
+        leaks.join("\n")
+    );
     let rows = server
         .query("prod_db", "SELECT x FROM t ORDER BY x", json!([]))
         .await;
-    assert_eq!(rows.ok()["rows"], json!([[1], [2], [3]]), "{:?}: data changed", db.engine);
+    assert_eq!(
+        rows.ok()["rows"],
+        json!([[1], [2], [3]]),
+        "{:?}: data changed",
+        db.engine
+    );
 }
 
 const COMMON: &[&str] = &[

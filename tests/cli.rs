@@ -165,7 +165,11 @@ async fn sighup_reloads_policies() {
     let reads_only = "@id(\"read\")\n@reason(\"reads only\")\npermit (principal, action == Action::\"select\", resource);\n";
     std::fs::write(&policy, reads_only).unwrap();
     let config = dir.path().join("gatehouse.toml");
-    std::fs::write(&config, format!("[policy]\nfiles = [\"{}\"]\n", policy.display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("[policy]\nfiles = [\"{}\"]\n", policy.display()),
+    )
+    .unwrap();
     let served = serve_with(dir.path(), &["--config", config.to_str().unwrap()]);
     let token = token(dir.path());
     count_customers(&served.http, &token).await; // waits until it answers
@@ -182,7 +186,10 @@ async fn sighup_reloads_policies() {
             .json()
             .await
             .unwrap();
-        body["decision"]["effect"].as_str().unwrap_or_default().to_owned()
+        body["decision"]["effect"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     };
     assert_eq!(explain().await, "deny");
     std::fs::write(
@@ -191,7 +198,13 @@ async fn sighup_reloads_policies() {
     )
     .unwrap();
     let pid = served.child.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut effect = String::new();
     for _ in 0..50 {
         effect = explain().await;
@@ -269,7 +282,9 @@ fn example_policies_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        let config = gatehouse::config::PolicyConfig { files: vec![path.clone()] };
+        let config = gatehouse::config::PolicyConfig {
+            files: vec![path.clone()],
+        };
         gatehouse::policy::PolicyEngine::load(&config)
             .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
     }

@@ -54,7 +54,10 @@ async fn every_statement_classified_read_only_is_read_only_for_postgres() {
             }
         }
     }
-    assert!(checked >= 50, "only {checked} read-only PostgreSQL statements in the corpus");
+    assert!(
+        checked >= 50,
+        "only {checked} read-only PostgreSQL statements in the corpus"
+    );
     assert!(
         violations.is_empty(),
         "classified read-only, but PostgreSQL refused them as writes:\n{}",

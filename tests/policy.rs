@@ -32,31 +32,78 @@ async fn dev_allows_bounded_writes_and_ddl_and_asks_approval_for_the_dangerous_o
 
     let read = run(&server, &agent, "shop", "SELECT count(*) FROM orders").await;
     assert_eq!(read.ok()["decision"]["effect"], "allow");
-    assert!(!read.body["decision"]["policies"].as_array().unwrap().is_empty());
+    assert!(
+        !read.body["decision"]["policies"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
-    let update = run(&server, &agent, "shop", "UPDATE orders SET status = 'paid' WHERE id = 1").await;
+    let update = run(
+        &server,
+        &agent,
+        "shop",
+        "UPDATE orders SET status = 'paid' WHERE id = 1",
+    )
+    .await;
     assert_eq!(update.ok()["rows_affected"], 1);
     assert_eq!(update.body["decision"]["effect"], "allow");
     assert_eq!(
-        server.query("shop", "SELECT status FROM orders WHERE id = 1", json!([])).await.ok()["rows"][0][0],
+        server
+            .query("shop", "SELECT status FROM orders WHERE id = 1", json!([]))
+            .await
+            .ok()["rows"][0][0],
         "paid"
     );
-    run(&server, &agent, "shop", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
-        .await
-        .ok();
-    let insert = run(&server, &agent, "shop", "INSERT INTO notes (body) VALUES ('hello')").await;
+    run(
+        &server,
+        &agent,
+        "shop",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+    )
+    .await
+    .ok();
+    let insert = run(
+        &server,
+        &agent,
+        "shop",
+        "INSERT INTO notes (body) VALUES ('hello')",
+    )
+    .await;
     assert_eq!(insert.ok()["rows_affected"], 1);
 
     let orders = count(&server, "shop", "SELECT count(*) FROM orders").await;
-    for sql in ["DELETE FROM orders", "UPDATE orders SET status = 'x' WHERE 1 = 1", "DROP TABLE notes"] {
+    for sql in [
+        "DELETE FROM orders",
+        "UPDATE orders SET status = 'x' WHERE 1 = 1",
+        "DROP TABLE notes",
+    ] {
         let reply = run(&server, &agent, "shop", sql).await;
         reply.problem(403, "approval_required");
-        assert_eq!(reply.body["decision"]["effect"], "approval_required", "{sql}");
-        assert_eq!(reply.body["decision"]["approver_groups"], json!(["dba"]), "{sql}");
-        assert!(!reply.body["decision"]["reasons"].as_array().unwrap().is_empty());
+        assert_eq!(
+            reply.body["decision"]["effect"], "approval_required",
+            "{sql}"
+        );
+        assert_eq!(
+            reply.body["decision"]["approver_groups"],
+            json!(["dba"]),
+            "{sql}"
+        );
+        assert!(
+            !reply.body["decision"]["reasons"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     }
-    assert_eq!(count(&server, "shop", "SELECT count(*) FROM orders").await, orders);
-    assert_eq!(count(&server, "shop", "SELECT count(*) FROM notes").await, 1);
+    assert_eq!(
+        count(&server, "shop", "SELECT count(*) FROM orders").await,
+        orders
+    );
+    assert_eq!(
+        count(&server, "shop", "SELECT count(*) FROM notes").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -95,7 +142,10 @@ async fn prod_lets_dba_humans_write_and_nobody_run_the_dangerous_ones() {
             assert!(!detail.is_empty());
         }
     }
-    assert_eq!(count(&server, "shop_prod", "SELECT count(*) FROM customers").await, customers);
+    assert_eq!(
+        count(&server, "shop_prod", "SELECT count(*) FROM customers").await,
+        customers
+    );
 }
 
 #[tokio::test]
@@ -114,7 +164,10 @@ async fn explain_answers_without_running_over_rest_grpc_and_cli() {
     let body = explained.ok();
     assert_eq!(body["environment"], "prod");
     assert_eq!(body["intent"]["actions"], json!(["delete"]));
-    assert_eq!(body["intent"]["tables"], json!([{"table": "orders", "access": "write"}]));
+    assert_eq!(
+        body["intent"]["tables"],
+        json!([{"table": "orders", "access": "write"}])
+    );
     assert_eq!(body["intent"]["flags"], json!(["unbounded"]));
     assert_eq!(body["decision"]["effect"], "deny");
 
@@ -165,18 +218,40 @@ async fn explain_answers_without_running_over_rest_grpc_and_cli() {
     assert_eq!(grpc.intent.unwrap().flags, ["unbounded"]);
 
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["explain", "--datasource", "shop_prod", "--sql", "UPDATE orders SET status = 'x' WHERE id = 2"])
-        .args(["--sub", "grace", "--kind", "human", "--groups", "dba", "--data-dir"])
+        .args([
+            "explain",
+            "--datasource",
+            "shop_prod",
+            "--sql",
+            "UPDATE orders SET status = 'x' WHERE id = 2",
+        ])
+        .args([
+            "--sub",
+            "grace",
+            "--kind",
+            "human",
+            "--groups",
+            "dba",
+            "--data-dir",
+        ])
         .arg(server.data_dir.path())
         .env_remove("GATEHOUSE_CONFIG")
         .output()
         .unwrap();
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let printed: Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!(printed["decision"]["effect"], "allow");
     assert_eq!(printed["intent"]["actions"], json!(["update"]));
 
-    assert_eq!(count(&server, "shop", "SELECT count(*) FROM orders").await, orders, "nothing ran");
+    assert_eq!(
+        count(&server, "shop", "SELECT count(*) FROM orders").await,
+        orders,
+        "nothing ran"
+    );
 }
 
 #[tokio::test]
@@ -184,7 +259,13 @@ async fn grpc_refusals_carry_the_policy_code() {
     let server = TestServer::demo().await;
     let agent = server.agent_token();
     let mut grpc = server.grpc().await;
-    for (sql, code) in [("DROP TABLE orders", "denied"), ("UPDATE orders SET status = 'x' WHERE id = 1", "approval_required")] {
+    for (sql, code) in [
+        ("DROP TABLE orders", "denied"),
+        (
+            "UPDATE orders SET status = 'x' WHERE id = 1",
+            "approval_required",
+        ),
+    ] {
         let status = grpc
             .query(authed(
                 proto::QueryRequest {
@@ -250,20 +331,31 @@ async fn policy_files_replace_the_built_in_set_and_reload_keeps_the_old_set_on_e
         .await
         .problem(403, "forbidden");
 
-    std::fs::write(&file, "permit(principal, action == Action::\"nope\", resource);").unwrap();
+    std::fs::write(
+        &file,
+        "permit(principal, action == Action::\"nope\", resource);",
+    )
+    .unwrap();
     let detail = server
         .post("/v1/admin/reload", Some(&admin), &json!({}))
         .await
         .problem(422, "invalid_policy");
     assert!(detail.contains("policy.cedar"), "{detail}");
-    run(&server, &agent, "shop", insert).await.problem(403, "denied");
+    run(&server, &agent, "shop", insert)
+        .await
+        .problem(403, "denied");
     run(&server, &agent, "shop", "SELECT 1").await.ok();
 
     std::fs::write(&file, OPEN_POLICY).unwrap();
-    let reloaded = server.post("/v1/admin/reload", Some(&admin), &json!({})).await;
+    let reloaded = server
+        .post("/v1/admin/reload", Some(&admin), &json!({}))
+        .await;
     assert_eq!(reloaded.ok()["policies"], 2);
     let inserted = run(&server, &agent, "shop", insert).await;
-    assert_eq!(inserted.ok()["decision"]["policies"], json!(["inserts-too"]));
+    assert_eq!(
+        inserted.ok()["decision"]["policies"],
+        json!(["inserts-too"])
+    );
 
     let grpc_reload = server
         .grpc()

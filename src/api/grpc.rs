@@ -77,7 +77,11 @@ fn decision(decision: &Decision) -> proto::Decision {
 fn intent(intent: &Intent) -> proto::Intent {
     proto::Intent {
         statement: intent.statement.clone(),
-        actions: intent.actions.iter().map(|a| a.as_str().to_owned()).collect(),
+        actions: intent
+            .actions
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
         tables: intent
             .tables
             .iter()
@@ -95,7 +99,12 @@ fn intent(intent: &Intent) -> proto::Intent {
             })
             .collect(),
         columns: intent.columns.iter().map(ToString::to_string).collect(),
-        flags: intent.flags.names().into_iter().map(str::to_owned).collect(),
+        flags: intent
+            .flags
+            .names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         denied_functions: intent.flags.denied_functions.clone(),
         unclassified: intent.flags.unclassified.clone(),
     }

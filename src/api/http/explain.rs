@@ -57,7 +57,11 @@ impl From<&Intent> for IntentOut {
     fn from(intent: &Intent) -> Self {
         IntentOut {
             statement: intent.statement.clone(),
-            actions: intent.actions.iter().map(|a| a.as_str().to_owned()).collect(),
+            actions: intent
+                .actions
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
             tables: intent
                 .tables
                 .iter()
@@ -75,7 +79,12 @@ impl From<&Intent> for IntentOut {
                 })
                 .collect(),
             columns: intent.columns.iter().map(ToString::to_string).collect(),
-            flags: intent.flags.names().into_iter().map(str::to_owned).collect(),
+            flags: intent
+                .flags
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             denied_functions: intent.flags.denied_functions.clone(),
             unclassified: intent.flags.unclassified.clone(),
         }

@@ -149,14 +149,14 @@ impl QueryBody {
     /// The gateway request, with each JSON parameter turned into a typed one.
     pub fn into_request(self) -> Result<QueryRequest, Problem> {
         let params = self
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, value)| {
-            Param::from_json(value)
-                .map_err(|message| Problem::invalid_request(format!("params[{i}]: {message}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                Param::from_json(value)
+                    .map_err(|message| Problem::invalid_request(format!("params[{i}]: {message}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(QueryRequest {
             datasource: self.datasource,
             sql: self.sql,
