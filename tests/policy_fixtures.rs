@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gatehouse::config::{AuthConfig, PolicyConfig};
-use gatehouse::identity::{Principal, PrincipalKind, TokenRequest, Verifier, mint_hs256, signing_secret};
+use gatehouse::identity::{
+    Principal, PrincipalKind, TokenRequest, Verifier, mint_hs256, signing_secret,
+};
 use gatehouse::intent::{Access, Action, Flags, Intent, TableAccess, TableName, Target};
 use gatehouse::policy::{Decision, Effect, PolicyEngine, Resource};
 use serde::Deserialize;
@@ -228,17 +230,26 @@ fn mismatch(fixture: &Fixture, decision: &Decision) -> Option<String> {
     if let Some(approvers) = &fixture.approvers
         && &decision.approver_groups != approvers
     {
-        wrong.push(format!("approvers {:?}, expected {approvers:?}", decision.approver_groups));
+        wrong.push(format!(
+            "approvers {:?}, expected {approvers:?}",
+            decision.approver_groups
+        ));
     }
     if let Some(min) = fixture.min_approvals
         && decision.min_approvals != min
     {
-        wrong.push(format!("min_approvals {}, expected {min}", decision.min_approvals));
+        wrong.push(format!(
+            "min_approvals {}, expected {min}",
+            decision.min_approvals
+        ));
     }
     if let Some(policies) = &fixture.policies
         && &decision.policies != policies
     {
-        wrong.push(format!("policies {:?}, expected {policies:?}", decision.policies));
+        wrong.push(format!(
+            "policies {:?}, expected {policies:?}",
+            decision.policies
+        ));
     }
     if let Some(text) = &fixture.reason_contains
         && !decision.reasons.iter().any(|r| r.contains(text.as_str()))
@@ -247,8 +258,12 @@ fn mismatch(fixture: &Fixture, decision: &Decision) -> Option<String> {
     }
     // Invariants of every decision.
     let approval = decision.effect == Effect::ApprovalRequired;
-    if approval == decision.approver_groups.is_empty() || approval == (decision.min_approvals == 0) {
-        wrong.push("approver groups and min_approvals must be set exactly for approval_required".to_owned());
+    if approval == decision.approver_groups.is_empty() || approval == (decision.min_approvals == 0)
+    {
+        wrong.push(
+            "approver groups and min_approvals must be set exactly for approval_required"
+                .to_owned(),
+        );
     }
     if decision.reasons.is_empty() {
         wrong.push("no reasons".to_owned());
@@ -262,23 +277,42 @@ fn policy_fixtures() {
     let mut cases = 0;
     let mut failures = Vec::new();
     for file in fixture_files() {
-        let shown = file.strip_prefix(fixtures_dir()).unwrap_or(&file).display().to_string();
+        let shown = file
+            .strip_prefix(fixtures_dir())
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         let text = std::fs::read_to_string(&file).unwrap();
         let parsed: FixtureFile =
             toml::from_str(&text).unwrap_or_else(|e| panic!("{shown} does not parse: {e}"));
         assert!(!parsed.fixtures.is_empty(), "{shown} holds no fixtures");
         let engine = PolicyEngine::load(&PolicyConfig {
-            files: parsed.policy_files.iter().map(|p| fixtures_dir().join(p)).collect(),
+            files: parsed
+                .policy_files
+                .iter()
+                .map(|p| fixtures_dir().join(p))
+                .collect(),
         })
         .unwrap_or_else(|e| panic!("{shown}: the policy set does not load: {e}"));
 
         for fixture in &parsed.fixtures {
-            let environments: Vec<&str> = match (&fixture.environment, fixture.environments.as_slice()) {
-                (Some(one), []) => vec![one.as_str()],
-                (None, many) if !many.is_empty() => many.iter().map(String::as_str).collect(),
-                _ => panic!("{shown}: `{}` needs `environment` or `environments`, not both", fixture.name),
-            };
-            let (principal, intent) = match (callers.principal(&fixture.principal), intent(fixture)) {
+            assert!(
+                ["allow", "deny", "approval_required"].contains(&fixture.expect.as_str()),
+                "{shown}: `{}` expects `{}`; write allow, deny or approval_required",
+                fixture.name,
+                fixture.expect
+            );
+            let environments: Vec<&str> =
+                match (&fixture.environment, fixture.environments.as_slice()) {
+                    (Some(one), []) => vec![one.as_str()],
+                    (None, many) if !many.is_empty() => many.iter().map(String::as_str).collect(),
+                    _ => panic!(
+                        "{shown}: `{}` needs `environment` or `environments`, not both",
+                        fixture.name
+                    ),
+                };
+            let (principal, intent) = match (callers.principal(&fixture.principal), intent(fixture))
+            {
                 (Ok(principal), Ok(intent)) => (principal, intent),
                 (Err(e), _) | (_, Err(e)) => panic!("{shown}: `{}`: {e}", fixture.name),
             };

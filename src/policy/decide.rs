@@ -7,6 +7,10 @@
 //! while evaluating) denies the statement with a reason saying so: Cedar skips policies
 //! that error, and a skipped forbid must not turn into an allow.
 //!
+//! The entity store and the context of a decision are pure functions of the caller, the
+//! resource, the tables and the flags; `memo` remembers recent ones, so a caller repeating
+//! itself pays only for evaluation.
+//!
 //! Requests and entities are checked against the schema once, at start-up
 //! ([`Model::new`]), for every shape `decide` can build: each principal type with and
 //! without `on_behalf_of`, each action, each resource type, the context with `approved`
@@ -17,6 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
@@ -28,6 +33,7 @@ use crate::intent::{Action, Intent, Target};
 
 use super::error::PolicyError;
 use super::load::{ActiveSet, PolicyMeta};
+use super::memo::Memo;
 use super::{Decision, Effect, Resource};
 
 /// The schema every policy is validated against and every request is built with.
@@ -46,7 +52,13 @@ pub(super) struct Model {
     datasource: EntityTypeName,
     table: EntityTypeName,
     actions: Vec<(Action, EntityUid)>,
+    stores: Memo<StoreKey, Arc<Store>>,
+    contexts: Memo<ContextKey, Context>,
 }
+
+/// How many entity stores and contexts are remembered (see `memo`). A store is a few
+/// kilobytes; a context a few hundred bytes.
+const MEMO_CAPACITY: usize = 1024;
 
 impl Model {
     pub(super) fn new() -> Result<Model, PolicyError> {
@@ -80,9 +92,16 @@ impl Model {
             datasource: name("Datasource")?,
             table: name("Table")?,
             actions,
+            stores: Memo::new(MEMO_CAPACITY),
+            contexts: Memo::new(MEMO_CAPACITY),
         };
         model.check_shapes().map_err(PolicyError::Schema)?;
         Ok(model)
+    }
+
+    #[cfg(test)]
+    pub(super) fn stores_remembered(&self) -> usize {
+        self.stores.len()
     }
 
     pub(super) fn validator(&self) -> &Validator {
@@ -119,7 +138,11 @@ impl Model {
         let flags = ContextFlags::sample();
         let contexts = [flags.context(false)?, flags.context(true)?];
         let groups = ["group".to_owned()];
-        for kind in [PrincipalKind::Human, PrincipalKind::Agent, PrincipalKind::Service] {
+        for kind in [
+            PrincipalKind::Human,
+            PrincipalKind::Agent,
+            PrincipalKind::Service,
+        ] {
             for on_behalf_of in [None, Some("person")] {
                 let caller = Caller {
                     kind,
@@ -127,9 +150,19 @@ impl Model {
                     groups: &groups,
                     on_behalf_of,
                 };
-                let store = Store::new(self, &caller, "environment", "datasource", ["table"], Some(schema))?;
+                let store = Store::new(
+                    self,
+                    &caller,
+                    "environment",
+                    "datasource",
+                    &["table".to_owned()],
+                    Some(schema),
+                )?;
+                let table = store
+                    .table("table")
+                    .ok_or("the sample table entity was not built")?;
                 for (_, action) in &self.actions {
-                    for resource in [&store.datasource, &store.tables[0].1] {
+                    for resource in [&store.datasource, table] {
                         for context in &contexts {
                             Request::new(
                                 store.principal.clone(),
@@ -289,11 +322,11 @@ fn denial(evaluation: &Evaluation, who: &Who, target: &Target) -> Outcome<'stati
     }
     // Beside a plain forbid, an approval forbid would only suggest that an approval helps.
     let plain = |used: &&Used| !(used.meta.forbid && used.meta.approval.is_some());
-    let only_plain = evaluation.determining.iter().any(|used| plain(&used));
+    let any_plain = evaluation.determining.iter().any(|used| plain(&used));
     let explained = evaluation
         .determining
         .iter()
-        .filter(|used| !only_plain || plain(used))
+        .filter(|used| !any_plain || plain(used))
         .map(|used| Explained {
             order: used.meta.order,
             policy: Some(used.id.to_string()),
@@ -418,17 +451,29 @@ struct Caller<'a> {
     on_behalf_of: Option<&'a str>,
 }
 
+/// Everything an entity store is built from.
+#[derive(PartialEq, Eq, Hash)]
+struct StoreKey {
+    kind: PrincipalKind,
+    sub: String,
+    groups: Vec<String>,
+    on_behalf_of: Option<String>,
+    environment: String,
+    datasource: String,
+    tables: Vec<String>,
+}
+
 /// One decision's entities: the caller (in its groups), the datasource (in its
 /// environment) and tables (in the datasource). Groups and the environment need no entity
 /// of their own: `in` follows the parents named here.
-struct Store<'t> {
+struct Store {
     principal: EntityUid,
     datasource: EntityUid,
-    tables: Vec<(&'t str, EntityUid)>,
+    tables: Vec<(String, EntityUid)>,
     entities: Entities,
 }
 
-impl<'t> Store<'t> {
+impl Store {
     /// `schema` checks the entities' attributes and parents; `None` per decision, since
     /// start-up checked every shape this builds.
     fn new(
@@ -436,9 +481,9 @@ impl<'t> Store<'t> {
         caller: &Caller,
         environment: &str,
         datasource: &str,
-        tables: impl IntoIterator<Item = &'t str>,
+        tables: &[String],
         schema: Option<&Schema>,
-    ) -> Result<Store<'t>, String> {
+    ) -> Result<Store, String> {
         let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
         let principal = Model::uid(model.principal_type(caller.kind), caller.sub);
         let mut attrs = HashMap::from([("sub".to_owned(), string(caller.sub))]);
@@ -458,9 +503,9 @@ impl<'t> Store<'t> {
             datasource_uid.clone(),
             HashSet::from([Model::uid(&model.environment, environment)]),
         ));
-        let mut table_uids: Vec<(&str, EntityUid)> = Vec::new();
+        let mut table_uids: Vec<(String, EntityUid)> = Vec::new();
         for table in tables {
-            if table_uids.iter().any(|(name, _)| *name == table) {
+            if table_uids.iter().any(|(name, _)| name == table) {
                 continue;
             }
             // `Table::"<datasource>/<table>"`: a policy naming `Table::"shop/orders"` does
@@ -471,7 +516,7 @@ impl<'t> Store<'t> {
                 Entity::new(uid.clone(), name, HashSet::from([datasource_uid.clone()]))
                     .map_err(|e| e.to_string())?,
             );
-            table_uids.push((table, uid));
+            table_uids.push((table.clone(), uid));
         }
         let entities = Entities::from_entities(entities, schema).map_err(|e| e.to_string())?;
         Ok(Store {
@@ -485,9 +530,17 @@ impl<'t> Store<'t> {
     fn table(&self, name: &str) -> Option<&EntityUid> {
         self.tables
             .iter()
-            .find(|(table, _)| *table == name)
+            .find(|(table, _)| table == name)
             .map(|(_, uid)| uid)
     }
+}
+
+/// Everything a context is built from: where, the flags (one bit each), `approved`.
+#[derive(PartialEq, Eq, Hash)]
+struct ContextKey {
+    environment: String,
+    datasource: String,
+    bits: u16,
 }
 
 /// The context values an intent and its resource give, before `approved` is added.
@@ -540,6 +593,29 @@ impl<'a> ContextFlags<'a> {
         }
     }
 
+    fn key(&self, approved: bool) -> ContextKey {
+        let bits = [
+            self.unbounded,
+            self.data_modifying_cte,
+            self.select_into,
+            self.locking,
+            self.denied_function,
+            self.explain_analyze_write,
+            self.file_access,
+            self.multiple_statements,
+            self.unclassified,
+            approved,
+        ]
+        .iter()
+        .enumerate()
+        .fold(0u16, |bits, (i, set)| bits | (u16::from(*set) << i));
+        ContextKey {
+            environment: self.environment.to_owned(),
+            datasource: self.datasource.to_owned(),
+            bits,
+        }
+    }
+
     fn context(&self, approved: bool) -> Result<Context, String> {
         let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
         let bool = RestrictedExpression::new_bool;
@@ -565,7 +641,7 @@ impl<'a> ContextFlags<'a> {
 struct Requests<'m> {
     model: &'m Model,
     set: &'m ActiveSet,
-    store: Store<'m>,
+    store: Arc<Store>,
     /// The table that stands for every table target of a table-blind action
     /// ([`ActiveSet::table_blind`]): the first such target's table.
     representative: Option<&'m str>,
@@ -599,17 +675,32 @@ impl<'m> Requests<'m> {
             if set.table_blind(target.action) {
                 representative.get_or_insert(table.as_str());
             } else {
-                tables.push(table.as_str());
+                tables.push(table.as_str().to_owned());
             }
         }
-        let store = Store::new(
-            model,
-            &caller,
-            resource.environment,
-            resource.datasource,
-            representative.into_iter().chain(tables),
-            None,
-        )?;
+        if let Some(name) = representative {
+            tables.insert(0, name.to_owned());
+        }
+        let key = StoreKey {
+            kind: caller.kind,
+            sub: caller.sub.to_owned(),
+            groups: caller.groups.to_vec(),
+            on_behalf_of: caller.on_behalf_of.map(str::to_owned),
+            environment: resource.environment.to_owned(),
+            datasource: resource.datasource.to_owned(),
+            tables,
+        };
+        let store = model.stores.get_or_build(key, |key| {
+            Store::new(
+                model,
+                &caller,
+                resource.environment,
+                resource.datasource,
+                &key.tables,
+                None,
+            )
+            .map(Arc::new)
+        })?;
         Ok(Requests {
             model,
             set,
@@ -626,7 +717,11 @@ impl<'m> Requests<'m> {
         if let Some(context) = slot {
             return Ok(context.clone());
         }
-        let context = self.flags.context(approved)?;
+        let flags = self.flags;
+        let context = self
+            .model
+            .contexts
+            .get_or_build(flags.key(approved), |_| flags.context(approved))?;
         *slot = Some(context.clone());
         Ok(context)
     }

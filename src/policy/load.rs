@@ -179,7 +179,8 @@ pub(super) fn build(sources: &[Source], validator: &Validator) -> Result<ActiveS
             Err(errors) => {
                 for error in errors.iter() {
                     let detail = DetailedError::from(error);
-                    problems.push(source.problem(first_offset(&detail).unwrap_or(0), message(&detail)));
+                    problems
+                        .push(source.problem(first_offset(&detail).unwrap_or(0), message(&detail)));
                 }
                 continue;
             }
@@ -247,12 +248,19 @@ pub(super) fn build(sources: &[Source], validator: &Validator) -> Result<ActiveS
             let general = without_action(&message);
             // The validator checks a policy once per action it may apply to: the same
             // mistake for twelve actions is one problem, stated without the action.
-            match found.iter_mut().find(|(o, g, _)| *o == offset && *g == general) {
+            match found
+                .iter_mut()
+                .find(|(o, g, _)| *o == offset && *g == general)
+            {
                 Some(seen) => seen.2.clone_from(&general),
                 None => found.push((offset, general, message)),
             }
         }
-        problems.extend(found.into_iter().map(|(offset, _, m)| source.problem(offset, m)));
+        problems.extend(
+            found
+                .into_iter()
+                .map(|(offset, _, m)| source.problem(offset, m)),
+        );
         for warning in result.validation_warnings() {
             let detail = DetailedError::from(warning);
             let offset = first_offset(&detail).unwrap_or(0);
@@ -282,7 +290,11 @@ pub(super) fn build(sources: &[Source], validator: &Validator) -> Result<ActiveS
     }
     ActiveSet::new(policies, meta).map_err(|message| PolicyError::Invalid {
         problems: vec![PolicyProblem {
-            file: sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            file: sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             line: 1,
             column: 1,
             message,
@@ -305,7 +317,9 @@ pub(super) fn table_blind(policy: &Policy) -> bool {
     let scope_blind = match scope["op"].as_str() {
         Some("All") => true,
         Some("in") => ancestor_literal(&scope["entity"]),
-        Some("is") => scope.get("in").is_none_or(|i| ancestor_literal(&i["entity"])),
+        Some("is") => scope
+            .get("in")
+            .is_none_or(|i| ancestor_literal(&i["entity"])),
         _ => false,
     };
     scope_blind
@@ -325,7 +339,10 @@ fn ancestor_literal(value: &serde_json::Value) -> bool {
 
 fn expr_blind(expr: &serde_json::Value) -> bool {
     use serde_json::Value;
-    let is_resource = |v: &Value| v.as_object().is_some_and(|o| o.len() == 1 && o.get("Var") == Some(&Value::from("resource")));
+    let is_resource = |v: &Value| {
+        v.as_object()
+            .is_some_and(|o| o.len() == 1 && o.get("Var") == Some(&Value::from("resource")))
+    };
     // Expression nodes are objects with exactly one key, the operator; a record's
     // attribute map may have any keys, so only single-key objects are read as nodes.
     if let Some(object) = expr.as_object()
@@ -411,7 +428,8 @@ fn read_annotations(policy: &Policy, order: usize) -> Result<(String, PolicyMeta
     let approval = match (group, min_approvals) {
         (None, None) => None,
         (None, Some(_)) => {
-            messages.push("@min_approvals needs an @approval(\"GROUP\") on the same policy".to_owned());
+            messages
+                .push("@min_approvals needs an @approval(\"GROUP\") on the same policy".to_owned());
             None
         }
         (Some(group), min) => {

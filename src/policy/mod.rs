@@ -18,12 +18,14 @@
 //!   would be allowed.
 //!
 //! Layout: `load` reads, parses and validates policy files into an active set;
-//! `decide` turns one statement into requests and combines their outcomes; `error` holds
+//! `decide` turns one statement into requests and combines their outcomes; `memo`
+//! remembers the entity stores and contexts decisions build; `error` holds
 //! [`PolicyError`].
 
 mod decide;
 mod error;
 mod load;
+mod memo;
 
 #[cfg(test)]
 mod tests;

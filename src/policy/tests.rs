@@ -78,6 +78,16 @@ fn intent(targets: &[(Action, Option<&str>)], flags: Flags) -> Intent {
     }
 }
 
+fn effect(
+    engine: &PolicyEngine,
+    principal: &Principal,
+    intent: &Intent,
+    resource: &Resource,
+    approved: bool,
+) -> Effect {
+    engine.decide(principal, intent, resource, approved).effect
+}
+
 fn on(table: &str) -> Option<&str> {
     Some(table)
 }
@@ -103,7 +113,10 @@ fn built_in_set_and_schema_load() {
     assert!(engine.current().len() >= 20, "{engine:?}");
     // Every policy of the built-in set carries a reason.
     for policy in engine.current().policies.policies() {
-        let meta = engine.current().meta(policy.id()).map(|m| m.reason.is_some());
+        let meta = engine
+            .current()
+            .meta(policy.id())
+            .map(|m| m.reason.is_some());
         assert_eq!(meta, Some(true), "{} has no @reason", policy.id());
     }
 }
@@ -168,11 +181,19 @@ fn ids_are_required_and_unique_across_files() {
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems[0].file.ends_with("second.cedar"));
     assert_eq!((problems[0].line, problems[0].column), (2, 1));
-    assert!(problems[0].message.contains("first.cedar:1:1"), "{}", problems[0]);
+    assert!(
+        problems[0].message.contains("first.cedar:1:1"),
+        "{}",
+        problems[0]
+    );
     assert_eq!(problems[1].line, 4);
     assert!(problems[1].message.contains("no @id"), "{}", problems[1]);
     assert_eq!(problems[2].line, 5);
-    assert!(problems[2].message.contains("@id is empty"), "{}", problems[2]);
+    assert!(
+        problems[2].message.contains("@id is empty"),
+        "{}",
+        problems[2]
+    );
 }
 
 #[test]
@@ -188,12 +209,20 @@ forbid (principal, action, resource);
 forbid (principal, action, resource) unless { context.approved };
 "#;
     let problems = problems_of(load_text(text).unwrap_err());
-    let messages: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.line, p.message)).collect();
-    assert_eq!(problems.len(), 4, "{messages:?}");
-    assert!(messages[0].starts_with("2: @approval belongs on a forbid"), "{messages:?}");
-    assert!(messages[1].starts_with("4: @min_approvals must be a whole number"), "{messages:?}");
-    assert!(messages[2].starts_with("6: @min_approvals needs an @approval"), "{messages:?}");
-    assert!(messages[3].starts_with("8: @approval names no group"), "{messages:?}");
+    let messages: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.line, p.message))
+        .collect();
+    let expected = [
+        "2: @approval belongs on a forbid",
+        "4: @min_approvals must be a whole number",
+        "6: @min_approvals needs an @approval",
+        "8: @approval names no group",
+    ];
+    assert_eq!(messages.len(), expected.len(), "{messages:?}");
+    for (message, start) in messages.iter().zip(expected) {
+        assert!(message.starts_with(start), "{messages:?}");
+    }
 }
 
 #[test]
@@ -214,8 +243,16 @@ fn templates_unreadable_and_empty_files_are_refused() {
 #[test]
 fn all_problems_of_all_files_are_reported_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(&dir, "a.cedar", "@id(\"a\") permit (principal, action, resource) when { context.nope };");
-    let b = write(&dir, "b.cedar", "@id(\"b\") permit (principal action, resource);");
+    let a = write(
+        &dir,
+        "a.cedar",
+        "@id(\"a\") permit (principal, action, resource) when { context.nope };",
+    );
+    let b = write(
+        &dir,
+        "b.cedar",
+        "@id(\"b\") permit (principal action, resource);",
+    );
     let error = engine_from(&[a, b]).unwrap_err();
     let shown = error.to_string();
     assert!(shown.starts_with("2 problems in the policies:"), "{shown}");
@@ -231,18 +268,18 @@ fn reload_keeps_the_set_in_force_when_the_new_one_fails_and_swaps_when_it_loads(
     let engine = engine_from(std::slice::from_ref(&path)).unwrap();
     let alice = who(PrincipalKind::Human, &[]);
     let read = intent(&[(Action::Select, on("orders"))], Flags::default());
-    assert_eq!(engine.decide(&alice, &read, &PROD, false).effect, Effect::Allow);
+    assert_eq!(effect(&engine, &alice, &read, &PROD, false), Effect::Allow);
 
     // A broken file: the error is returned and reads stay allowed.
     std::fs::write(&path, "@id(\"read\") permit (principal, action == Action::\"select\", resource) when { context.aproved };").unwrap();
     let error = engine.reload().unwrap_err();
     assert!(error.to_string().contains("aproved"), "{error}");
-    assert_eq!(engine.decide(&alice, &read, &PROD, false).effect, Effect::Allow);
+    assert_eq!(effect(&engine, &alice, &read, &PROD, false), Effect::Allow);
 
     // A missing file: same.
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(engine.reload(), Err(PolicyError::Read { .. })));
-    assert_eq!(engine.decide(&alice, &read, &PROD, false).effect, Effect::Allow);
+    assert_eq!(effect(&engine, &alice, &read, &PROD, false), Effect::Allow);
 
     // A valid new set replaces the old one.
     std::fs::write(&path, format!("{allow_reads}@id(\"no-prod\") @reason(\"not in prod\")\nforbid (principal, action, resource in Environment::\"prod\");\n")).unwrap();
@@ -298,7 +335,10 @@ fn approval_forbids_turn_denials_into_approval_required() {
 
     // Two approval forbids on two targets: every group, the highest count.
     let both = intent(
-        &[(Action::Delete, on("orders")), (Action::Select, on("customers"))],
+        &[
+            (Action::Delete, on("orders")),
+            (Action::Select, on("customers")),
+        ],
         Flags::default(),
     );
     let decision = engine.decide(&bob, &both, &PROD, false);
@@ -341,13 +381,17 @@ fn a_plain_forbid_beside_an_approval_forbid_denies() {
     assert_eq!(decision.policies, ["fake-approval"]);
     assert_eq!(
         decision.reasons,
-        ["policy `fake-approval` forbids human `caller-1` to truncate on table `orders` in environment `prod`"]
+        [
+            "policy `fake-approval` forbids human `caller-1` to truncate on table `orders` in environment `prod`"
+        ]
     );
 }
 
 #[test]
 fn without_a_permit_the_reason_says_so() {
-    let engine = load_text("@id(\"read\") permit (principal, action == Action::\"select\", resource);").unwrap();
+    let engine =
+        load_text("@id(\"read\") permit (principal, action == Action::\"select\", resource);")
+            .unwrap();
     let agent = who(PrincipalKind::Agent, &[]);
     let decision = engine.decide(
         &agent,
@@ -394,16 +438,25 @@ fn entities_carry_groups_hierarchy_and_attributes() {
     let bot = Principal::for_tests("bot", PrincipalKind::Agent, &[], Some("alice"));
     let alone = Principal::for_tests("bot", PrincipalKind::Agent, &[], None);
     let write = intent(&[(Action::Insert, on("orders"))], Flags::default());
-    assert_eq!(engine.decide(&bot, &write, &DEV, false).effect, Effect::Allow);
-    assert_eq!(engine.decide(&alone, &write, &DEV, false).effect, Effect::Deny);
-    assert_eq!(engine.decide(&bot, &write, &PROD, false).effect, Effect::Deny);
+    assert_eq!(effect(&engine, &bot, &write, &DEV, false), Effect::Allow);
+    assert_eq!(effect(&engine, &alone, &write, &DEV, false), Effect::Deny);
+    assert_eq!(effect(&engine, &bot, &write, &PROD, false), Effect::Deny);
 
     let analyst = who(PrincipalKind::Service, &["analysts", "x"]);
-    let events = intent(&[(Action::Select, on("analytics.events"))], Flags::default());
-    assert_eq!(engine.decide(&analyst, &events, &PROD, false).effect, Effect::Allow);
-    assert_eq!(engine.decide(&analyst, &events, &DEV, false).effect, Effect::Deny);
+    let events = intent(
+        &[(Action::Select, on("analytics.events"))],
+        Flags::default(),
+    );
+    assert_eq!(
+        effect(&engine, &analyst, &events, &PROD, false),
+        Effect::Allow
+    );
+    assert_eq!(
+        effect(&engine, &analyst, &events, &DEV, false),
+        Effect::Deny
+    );
     let other = who(PrincipalKind::Service, &["x"]);
-    assert_eq!(engine.decide(&other, &events, &PROD, false).effect, Effect::Deny);
+    assert_eq!(effect(&engine, &other, &events, &PROD, false), Effect::Deny);
 }
 
 #[test]
@@ -436,7 +489,10 @@ fn an_intent_without_targets_is_denied() {
     };
     let decision = engine.decide(&alice, &intent(&[], unclassified), &DEV, false);
     assert_eq!(decision.effect, Effect::Deny);
-    assert!(decision.reasons[0].contains("unknown statement"), "{decision:?}");
+    assert!(
+        decision.reasons[0].contains("unknown statement"),
+        "{decision:?}"
+    );
     let decision = engine.decide(&alice, &intent(&[], Flags::default()), &DEV, false);
     assert_eq!(decision.effect, Effect::Deny);
 }
@@ -470,14 +526,20 @@ fn decisions_serialize_in_snake_case() {
     assert_eq!(json["effect"], "approval_required");
     assert_eq!(json["approver_groups"], serde_json::json!(["dba"]));
     assert_eq!(json["min_approvals"], 1);
-    assert_eq!(json["policies"], serde_json::json!(["prod-write-needs-approval"]));
+    assert_eq!(
+        json["policies"],
+        serde_json::json!(["prod-write-needs-approval"])
+    );
 }
 
 #[test]
 fn in_memory_sources_name_themselves() {
     let engine = built_in();
     let error = build(
-        &[Source::new("inline.cedar", "permit (principal, action, resource);")],
+        &[Source::new(
+            "inline.cedar",
+            "permit (principal, action, resource);",
+        )],
         engine.model.validator(),
     )
     .err()
@@ -486,13 +548,19 @@ fn in_memory_sources_name_themselves() {
     assert_eq!(error[0].file, "inline.cedar");
 }
 
-/// A rough timing of `decide` for a three-table join against the built-in set; the
+/// A rough timing of `decide` for a three-table join against the built-in set, for a caller
+/// repeating itself (entity store and context remembered) and for new callers; the
 /// criterion benchmark in benches/ is the real measurement. Run with
 /// `cargo test --release --lib policy::tests::decide_timing -- --nocapture`.
 #[test]
 fn decide_timing() {
     let engine = built_in();
-    let agent = Principal::for_tests("agent-7", PrincipalKind::Agent, &["analysts", "eng"], Some("alice"));
+    let agent = Principal::for_tests(
+        "agent-7",
+        PrincipalKind::Agent,
+        &["analysts", "eng"],
+        Some("alice"),
+    );
     let join = intent(
         &[
             (Action::Select, on("customers")),
@@ -511,7 +579,18 @@ fn decide_timing() {
         assert_eq!(decision.effect, Effect::Allow);
     }
     let per_decision = started.elapsed() / rounds;
-    println!("decide, three-table join, built-in set: {per_decision:?} per decision");
+    println!("decide, three-table join, built-in set, same caller: {per_decision:?}");
+
+    // A new caller every time: nothing remembered, the entity store is built each time.
+    let callers: Vec<Principal> = (0..rounds)
+        .map(|i| Principal::for_tests(&format!("agent-{i}"), PrincipalKind::Agent, &[], None))
+        .collect();
+    let started = std::time::Instant::now();
+    for caller in &callers {
+        assert_eq!(effect(&engine, caller, &join, &PROD, false), Effect::Allow);
+    }
+    let per_decision = started.elapsed() / rounds;
+    println!("decide, three-table join, built-in set, new caller: {per_decision:?}");
 }
 
 #[test]
@@ -555,7 +634,10 @@ fn table_specific_policies_decide_each_table() {
     let bob = who(PrincipalKind::Agent, &[]);
     // Two reads: only the customers table needs security's approval.
     let join = intent(
-        &[(Action::Select, on("orders")), (Action::Select, on("customers"))],
+        &[
+            (Action::Select, on("orders")),
+            (Action::Select, on("customers")),
+        ],
         Flags::default(),
     );
     assert!(!engine.current().table_blind(Action::Select));
@@ -563,15 +645,21 @@ fn table_specific_policies_decide_each_table() {
     assert_eq!(decision.effect, Effect::ApprovalRequired, "{decision:?}");
     assert_eq!(decision.policies, ["security"]);
     let orders = intent(&[(Action::Select, on("orders"))], Flags::default());
-    assert_eq!(engine.decide(&bob, &orders, &PROD, false).effect, Effect::Allow);
+    assert_eq!(effect(&engine, &bob, &orders, &PROD, false), Effect::Allow);
 }
 
 #[test]
 fn one_evaluation_answers_every_table_of_a_blind_action_with_each_table_named() {
-    let engine = load_text("@id(\"read\") permit (principal, action == Action::\"select\", resource);").unwrap();
+    let engine =
+        load_text("@id(\"read\") permit (principal, action == Action::\"select\", resource);")
+            .unwrap();
     let agent = who(PrincipalKind::Agent, &[]);
     let drops = intent(
-        &[(Action::Drop, on("a")), (Action::Drop, on("b")), (Action::Select, on("c"))],
+        &[
+            (Action::Drop, on("a")),
+            (Action::Drop, on("b")),
+            (Action::Select, on("c")),
+        ],
         Flags::default(),
     );
     let decision = engine.decide(&agent, &drops, &DEV, false);
@@ -583,4 +671,64 @@ fn one_evaluation_answers_every_table_of_a_blind_action_with_each_table_named() 
             "no policy permits agent `caller-1` to drop on table `b` in environment `dev`",
         ]
     );
+}
+
+#[test]
+fn the_memo_remembers_built_values_only_and_stays_bounded() {
+    use super::memo::Memo;
+    let memo: Memo<u32, String> = Memo::new(2);
+    let built = std::cell::Cell::new(0);
+    let build = |key: &u32| {
+        built.set(built.get() + 1);
+        Ok::<_, String>(format!("value {key}"))
+    };
+    assert_eq!(memo.get_or_build(1, build).unwrap(), "value 1");
+    assert_eq!(memo.get_or_build(1, build).unwrap(), "value 1");
+    assert_eq!(built.get(), 1);
+    // A failed build is not remembered.
+    assert!(
+        memo.get_or_build(2, |_| Err::<String, _>("no".to_owned()))
+            .is_err()
+    );
+    assert_eq!(memo.len(), 1);
+    memo.get_or_build(2, build).unwrap();
+    memo.get_or_build(3, build).unwrap();
+    assert!(memo.len() <= 2);
+}
+
+#[test]
+fn remembered_stores_and_contexts_keep_callers_and_places_apart() {
+    let engine = built_in();
+    let insert = intent(&[(Action::Insert, on("orders"))], Flags::default());
+    let dba = Principal::for_tests("same-sub", PrincipalKind::Human, &["dba"], None);
+    let not_dba = Principal::for_tests("same-sub", PrincipalKind::Human, &["eng"], None);
+    let agent = Principal::for_tests("same-sub", PrincipalKind::Agent, &["dba"], None);
+    for _ in 0..2 {
+        assert_eq!(effect(&engine, &dba, &insert, &PROD, false), Effect::Allow);
+        assert_eq!(
+            effect(&engine, &not_dba, &insert, &PROD, false),
+            Effect::ApprovalRequired
+        );
+        assert_eq!(
+            effect(&engine, &agent, &insert, &PROD, false),
+            Effect::ApprovalRequired
+        );
+        assert_eq!(effect(&engine, &agent, &insert, &DEV, false), Effect::Allow);
+        let locking = intent(
+            &[(Action::Select, on("orders"))],
+            Flags {
+                locking: true,
+                ..Flags::default()
+            },
+        );
+        assert_eq!(
+            effect(&engine, &agent, &locking, &PROD, false),
+            Effect::ApprovalRequired
+        );
+        assert_eq!(
+            effect(&engine, &agent, &locking, &PROD, true),
+            Effect::Allow
+        );
+    }
+    assert_eq!(engine.model.stores_remembered(), 4);
 }
