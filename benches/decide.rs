@@ -28,6 +28,15 @@ fn hot_path(c: &mut Criterion) {
     };
     let intent = intent::analyze(Driver::Postgres, THREE_TABLE_JOIN).expect("parses");
 
+    // sqlparser alone: the floor under parse+classify.
+    c.bench_function("sqlparser parse only (3-table join)", |b| {
+        b.iter(|| {
+            sqlparser::parser::Parser::parse_sql(
+                &sqlparser::dialect::PostgreSqlDialect {},
+                black_box(THREE_TABLE_JOIN),
+            )
+        })
+    });
     c.bench_function("parse+classify (3-table join)", |b| {
         b.iter(|| intent::analyze(Driver::Postgres, black_box(THREE_TABLE_JOIN)))
     });
