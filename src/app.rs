@@ -37,13 +37,7 @@ impl Application {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let demo = config.datasources.is_empty();
-        let datasource_configs = if demo {
-            datasource::ensure_demo_datasources(data_dir)
-                .await
-                .context("cannot create the demo datasources")?
-        } else {
-            config.datasources.clone()
-        };
+        let datasource_configs = datasource_configs(&config, data_dir).await?;
         let policy = PolicyEngine::load(&config.policy).context("invalid policies")?;
         let verifier = Verifier::from_config(&config.auth, data_dir)
             .await
@@ -131,6 +125,22 @@ impl Application {
                 grpc.await.context("gRPC server failed")
             });
         http.and(grpc)
+    }
+}
+
+/// The configured datasources, or, when none are configured (the embedded default), the
+/// seeded demo datasources in `data_dir`, created on first use. Shared by `serve` and
+/// `gatehouse explain`, so both see the same datasources.
+pub async fn datasource_configs(
+    config: &Config,
+    data_dir: &Path,
+) -> anyhow::Result<Vec<crate::config::DatasourceConfig>> {
+    if config.datasources.is_empty() {
+        datasource::ensure_demo_datasources(data_dir)
+            .await
+            .context("cannot create the demo datasources")
+    } else {
+        Ok(config.datasources.clone())
     }
 }
 

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use gatehouse::app::Application;
 use gatehouse::config::Config;
-use gatehouse::datasource::{self, Datasources};
+use gatehouse::datasource::Datasources;
 use gatehouse::gateway;
 use gatehouse::identity::{self, Principal, PrincipalKind, TokenRequest};
 use gatehouse::policy::PolicyEngine;
@@ -251,11 +251,7 @@ fn explain(source: &Source, name: &str, sql: &str, principal: Principal) -> anyh
     let policy = PolicyEngine::load(&config.policy).context("invalid policies")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let explanation = runtime.block_on(async {
-        let configs = if config.datasources.is_empty() {
-            datasource::ensure_demo_datasources(&source.data_dir).await?
-        } else {
-            config.datasources.clone()
-        };
+        let configs = gatehouse::app::datasource_configs(&config, &source.data_dir).await?;
         // Pools open lazily: building them connects to nothing.
         let datasources = Datasources::from_configs(&configs)?;
         let Some(datasource) = datasources.get(name) else {
