@@ -11,10 +11,13 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api;
+use crate::approval::Approvals;
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::datasource::{self, Datasources};
 use crate::gateway::Gateway;
 use crate::identity::Verifier;
+use crate::masking::Masking;
 use crate::policy::PolicyEngine;
 use crate::proto;
 use crate::store::ControlStore;
@@ -47,6 +50,13 @@ impl Application {
             .context("cannot open the control store")?;
         let datasources = Datasources::from_configs(&datasource_configs)
             .context("cannot set up the datasources")?;
+        let masking = Masking::new(&config.masking, data_dir).context("invalid [masking]")?;
+        let audit = AuditLog::start(store.clone(), &config.audit)
+            .await
+            .context("cannot start the audit trail")?;
+        let approvals = Approvals::start(store.clone(), &config.approvals, &config.redis)
+            .await
+            .context("cannot start approvals")?;
         let http = TcpListener::bind(config.server.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.server.http))?;
@@ -54,7 +64,15 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen for gRPC on {}", config.server.grpc))?;
         Ok(Application {
-            gateway: Arc::new(Gateway::new(verifier, datasources, store, policy)),
+            gateway: Arc::new(Gateway::new(
+                verifier,
+                datasources,
+                store,
+                policy,
+                audit,
+                masking,
+                approvals,
+            )),
             http,
             grpc,
             max_body_bytes: config.server.max_body_bytes,
@@ -99,13 +117,29 @@ impl Application {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         spawn_policy_reload_on_sighup(self.gateway.clone(), stopped(stop_rx.clone()));
+        // Classify every datasource's columns before the first query needs them; a
+        // database that is down now is classified on first use instead.
+        let warming = self.gateway.clone();
+        tokio::spawn(async move { warming.warm_catalogs().await });
+        let expiries = self.gateway.clone();
+        tokio::spawn(async move { expiries.audit_expirations().await });
 
         let router = api::http::router(self.gateway.clone(), self.max_body_bytes);
-        let http = axum::serve(self.http, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let http = axum::serve(
+            self.http,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<proto::gatehouse_server::GatehouseServer<api::grpc::GatehouseService>>()
+            .await;
+        health_reporter
+            .set_serving::<proto::audit_server::AuditServer<api::grpc::audit::AuditService>>()
+            .await;
+        health_reporter
+            .set_serving::<proto::approvals_server::ApprovalsServer<api::grpc::approvals::ApprovalsService>>()
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -113,10 +147,17 @@ impl Application {
             .build_v1()
             .context("cannot build the gRPC reflection service")?;
         let grpc = tonic::transport::Server::builder()
+            .layer(api::grpc::metrics::GrpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(proto::gatehouse_server::GatehouseServer::new(
                 api::grpc::GatehouseService::new(self.gateway.clone()),
+            ))
+            .add_service(proto::audit_server::AuditServer::new(
+                api::grpc::audit::AuditService::new(self.gateway.clone()),
+            ))
+            .add_service(proto::approvals_server::ApprovalsServer::new(
+                api::grpc::approvals::ApprovalsService::new(self.gateway.clone()),
             ))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), stopped(stop_rx));
 

@@ -11,7 +11,7 @@
 //! `GATEHOUSE_LOG_FORMAT` are command-line and logging options, and `GATEHOUSE_TEST_*`
 //! variables configure the test suite; none of them are configuration keys.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,132 @@ pub struct Config {
     pub auth: AuthConfig,
     pub store: StoreConfig,
     pub policy: PolicyConfig,
+    pub masking: MaskingConfig,
+    pub audit: AuditConfig,
+    pub approvals: ApprovalsConfig,
+    pub redis: RedisConfig,
     pub datasources: Vec<DatasourceConfig>,
+}
+
+/// Dynamic masking of query results.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskingConfig {
+    /// What happens to a statement that filters, joins, groups or orders on a classified
+    /// column the caller may not unmask (`WHERE ssn LIKE '123%'` probes masked values).
+    pub predicates: PredicateRule,
+    /// Rows sampled per table at catalog load to confirm classifications by value
+    /// detection; 0 turns sampling off.
+    pub sample_rows: u32,
+    /// File holding the key of `hmac` tokens. Default: `masking.key` in the data
+    /// directory, generated on first start (mode 0600). Tokens are stable for as long as
+    /// the key is.
+    pub hmac_key_file: Option<PathBuf>,
+    /// Strategy per classification name (`"pii.card" = "partial"`), or per family
+    /// (`pii`, `secret`). Unlisted classes use the built-in choice.
+    pub strategies: BTreeMap<String, crate::masking::Strategy>,
+    /// Classifications set by hand; they win over names, types and sampling.
+    pub columns: Vec<MaskedColumnConfig>,
+}
+
+impl Default for MaskingConfig {
+    fn default() -> Self {
+        MaskingConfig {
+            predicates: PredicateRule::Deny,
+            sample_rows: 50,
+            hmac_key_file: None,
+            strategies: BTreeMap::new(),
+            columns: Vec::new(),
+        }
+    }
+}
+
+/// `[masking] predicates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PredicateRule {
+    Deny,
+    Allow,
+}
+
+/// One `[[masking.columns]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskedColumnConfig {
+    pub datasource: DatasourceName,
+    /// As the catalog names it: `schema.table` on PostgreSQL outside `public`, else `table`.
+    pub table: String,
+    pub column: String,
+    /// A classification name (`pii.email`, `secret.token`, …), or `none` to declare a
+    /// column not sensitive whatever its name suggests.
+    pub classification: String,
+}
+
+/// The audit writer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Most events committed in one transaction (group commit).
+    pub max_batch: usize,
+    /// Events waiting for the writer before new requests are refused with 503
+    /// `audit_unavailable` instead of queueing without bound.
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            max_batch: 512,
+            queue_capacity: 10_000,
+        }
+    }
+}
+
+/// Approval requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// How long a request stays open (pending or approved but not run), in seconds.
+    pub expiry_s: u64,
+    /// Longest `wait_s` a long-poll may ask for.
+    pub max_wait_s: u64,
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            expiry_s: 3600,
+            max_wait_s: 60,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// One `[[approvals.webhooks]]` receiver of approval events.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Key of the `x-gatehouse-signature` HMAC-SHA256 header.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Redis, shared by replicas for approval events.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`. Unset: events reach only this process's callers.
+    pub url: Option<String>,
 }
 
 /// Where the Cedar policies come from.

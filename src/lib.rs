@@ -31,11 +31,14 @@
 
 pub mod api;
 pub mod app;
+pub mod approval;
+pub mod audit;
 pub mod config;
 pub mod datasource;
 pub mod gateway;
 pub mod identity;
 pub mod intent;
+pub mod masking;
 pub mod policy;
 pub mod store;
 pub mod telemetry;

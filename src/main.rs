@@ -1,4 +1,4 @@
-//! The `gatehouse` command line: `serve`, `token`, `explain`, `openapi`.
+//! The `gatehouse` command line: `serve`, `token`, `explain`, `openapi`, `approvals`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +13,10 @@ use gatehouse::datasource::Datasources;
 use gatehouse::gateway;
 use gatehouse::identity::{self, Principal, PrincipalKind, TokenRequest};
 use gatehouse::policy::PolicyEngine;
+
+mod cli {
+    pub mod approvals;
+}
 
 const DEFAULT_DATA_DIR: &str = "./gatehouse-data";
 /// Longest lifetime `gatehouse token` will sign: tokens are for trying things out and
@@ -102,6 +106,21 @@ enum Command {
     },
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// List, show, approve and reject approval requests on a running server.
+    Approvals(cli::approvals::ApprovalsArgs),
+    /// The audit trail in the control store.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first broken link (edited, deleted, inserted or
+    /// reordered event). Exits with 1 when the chain is broken.
+    Verify {
+        #[command(flatten)]
+        source: Source,
+    },
 }
 
 fn parse_ttl(raw: &str) -> Result<Duration, String> {
@@ -158,6 +177,8 @@ fn main() -> ExitCode {
             Principal::assumed(&sub, kind, &groups),
         ),
         Command::Openapi => openapi(),
+        Command::Approvals(args) => cli::approvals::run(args),
+        Command::Audit(AuditCommand::Verify { source }) => audit_verify(&source),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,7 +194,25 @@ fn serve(
     http: Option<std::net::SocketAddr>,
     grpc: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
-    gatehouse::telemetry::init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // The trace exporter's connection runs on the runtime, so it is set up inside it.
+    let telemetry = {
+        let _entered = runtime.enter();
+        gatehouse::telemetry::init().context("cannot set up telemetry")?
+    };
+    let served = serve_until_stopped(&runtime, source, http, grpc);
+    // After the servers stopped, outside async code, while the runtime still runs the
+    // exporter: the spans of the last requests go out before the process exits.
+    telemetry.shutdown();
+    served
+}
+
+fn serve_until_stopped(
+    runtime: &tokio::runtime::Runtime,
+    source: Source,
+    http: Option<std::net::SocketAddr>,
+    grpc: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let mut config = source.load()?;
     if let Some(http) = http {
         config.server.http = http;
@@ -181,7 +220,6 @@ fn serve(
     if let Some(grpc) = grpc {
         config.server.grpc = grpc;
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let app = Application::build(config, &source.data_dir).await?;
         print_welcome(&app, &source);
@@ -266,6 +304,25 @@ fn explain(source: &Source, name: &str, sql: &str, principal: Principal) -> anyh
         )?)
     })?;
     println!("{}", serde_json::to_string_pretty(&explanation)?);
+    Ok(())
+}
+
+/// Verifies the chain straight from the control store the configuration names (no server
+/// needed): prints the result as JSON and fails when a link is broken.
+fn audit_verify(source: &Source) -> anyhow::Result<()> {
+    let config = source.load()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let verification = runtime.block_on(async {
+        let store =
+            gatehouse::store::ControlStore::open(config.store.url.as_deref(), &source.data_dir)
+                .await
+                .context("cannot open the control store")?;
+        anyhow::Ok(gatehouse::audit::verify(&store).await?)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&verification)?);
+    if !verification.ok {
+        bail!("the audit chain is broken; see first_broken above");
+    }
     Ok(())
 }
 

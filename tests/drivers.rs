@@ -6,6 +6,7 @@ mod common;
 
 use common::db::TestDb;
 use common::{TestServer, authed, datasource_toml};
+use gatehouse::identity::PrincipalKind;
 use gatehouse::proto;
 use gatehouse::proto::value::Kind;
 use serde_json::{Value, json};
@@ -14,9 +15,22 @@ async fn server_for(db: &TestDb, extra: &str) -> TestServer {
     TestServer::start(&datasource_toml("db", "dev", db, extra)).await
 }
 
+/// A person allowed to see personal data raw: type mapping is checked on values masking
+/// leaves alone (an `inet` column is an IP address, which agents see masked).
+fn pii_reader(server: &TestServer) -> String {
+    server.token("ada", PrincipalKind::Human, &["pii-readers"])
+}
+
 /// Column name → (type, first-row value) of a `SELECT *` over REST.
 async fn typed_row(server: &TestServer, sql: &str) -> Vec<(String, String, Value)> {
-    let reply = server.query("db", sql, json!([])).await;
+    let token = pii_reader(server);
+    let reply = server
+        .post(
+            "/v1/query",
+            Some(&token),
+            &json!({"datasource": "db", "sql": sql}),
+        )
+        .await;
     let body = reply.ok();
     body["columns"]
         .as_array()
@@ -48,7 +62,7 @@ fn expect(row: &[(String, String, Value)], column: &str, type_name: &str, value:
 
 /// Every value of the first row over gRPC, by column name.
 async fn grpc_row(server: &TestServer, sql: &str) -> Vec<(String, Option<Kind>)> {
-    let token = server.agent_token();
+    let token = pii_reader(server);
     let reply = server
         .grpc()
         .await
@@ -58,6 +72,7 @@ async fn grpc_row(server: &TestServer, sql: &str) -> Vec<(String, Option<Kind>)>
                 sql: sql.into(),
                 params: vec![],
                 max_rows: None,
+                approval_id: String::new(),
             },
             &token,
         ))
@@ -132,6 +147,14 @@ async fn postgres_types_over_rest_and_grpc() {
     expect(&row, "j", "json", json!({"k": [1, 2]}));
     expect(&row, "jb", "jsonb", json!({"z": null}));
     expect(&row, "ip", "inet", json!("192.168.0.1/24"));
+    // The same column as an agent sees it.
+    let masked = server.query("db", "SELECT ip FROM typed", json!([])).await;
+    let masked = masked.ok();
+    assert_eq!(masked["columns"][0]["masked"], true, "{masked}");
+    assert_eq!(
+        masked["rows"][0][0], "[redacted:pii.ip_address]",
+        "{masked}"
+    );
     expect(&row, "ai", "int4[]", json!([1, 2, 3]));
     expect(&row, "at", "text[]", json!(["a", "b"]));
     expect(&row, "nul", "text", Value::Null);

@@ -79,7 +79,7 @@ async fn dev_allows_bounded_writes_and_ddl_and_asks_approval_for_the_dangerous_o
         "DROP TABLE notes",
     ] {
         let reply = run(&server, &agent, "shop", sql).await;
-        reply.problem(403, "approval_required");
+        assert_awaits_approval(&reply);
         assert_eq!(
             reply.body["decision"]["effect"], "approval_required",
             "{sql}"
@@ -117,12 +117,10 @@ async fn prod_lets_dba_humans_write_and_nobody_run_the_dangerous_ones() {
     run(&server, &dba, "shop_prod", sql).await.ok();
     for token in [&agent, &dba_agent] {
         let reply = run(&server, token, "shop_prod", sql).await;
-        reply.problem(403, "approval_required");
+        assert_awaits_approval(&reply);
         assert_eq!(reply.body["decision"]["approver_groups"], json!(["dba"]));
     }
-    run(&server, &agent, "shop_prod", "CREATE TABLE t (x INTEGER)")
-        .await
-        .problem(403, "approval_required");
+    assert_awaits_approval(&run(&server, &agent, "shop_prod", "CREATE TABLE t (x INTEGER)").await);
 
     let customers = count(&server, "shop_prod", "SELECT count(*) FROM customers").await;
     for sql in [
@@ -206,6 +204,7 @@ async fn explain_answers_without_running_over_rest_grpc_and_cli() {
                 sql: "DELETE FROM orders".into(),
                 params: vec![],
                 max_rows: None,
+                approval_id: String::new(),
             },
             &agent,
         ))
@@ -259,13 +258,26 @@ async fn grpc_refusals_carry_the_policy_code() {
     let server = TestServer::demo().await;
     let agent = server.agent_token();
     let mut grpc = server.grpc().await;
-    for (sql, code) in [
-        ("DROP TABLE orders", "denied"),
-        (
-            "UPDATE orders SET status = 'x' WHERE id = 1",
-            "approval_required",
-        ),
-    ] {
+    let pending = grpc
+        .query(authed(
+            proto::QueryRequest {
+                datasource: "shop_prod".into(),
+                sql: "UPDATE orders SET status = 'x' WHERE id = 1".into(),
+                params: vec![],
+                max_rows: None,
+                approval_id: String::new(),
+            },
+            &agent,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pending.decision.unwrap().effect, "approval_required");
+    let approval = pending.approval.expect("an approval request, nothing run");
+    assert_eq!(approval.status, "pending");
+    assert_eq!(approval.approver_groups, ["dba"]);
+    assert!(pending.rows.is_empty());
+    for (sql, code) in [("DROP TABLE orders", "denied")] {
         let status = grpc
             .query(authed(
                 proto::QueryRequest {
@@ -273,6 +285,7 @@ async fn grpc_refusals_carry_the_policy_code() {
                     sql: sql.into(),
                     params: vec![],
                     max_rows: None,
+                    approval_id: String::new(),
                 },
                 &agent,
             ))
@@ -288,6 +301,7 @@ async fn grpc_refusals_carry_the_policy_code() {
                 sql: "SELECT 1".into(),
                 params: vec![],
                 max_rows: None,
+                approval_id: String::new(),
             },
             &agent,
         ))
@@ -365,4 +379,17 @@ async fn policy_files_replace_the_built_in_set_and_reload_keeps_the_old_set_on_e
         .unwrap()
         .into_inner();
     assert_eq!(grpc_reload.policies, 2);
+}
+
+/// Policy asked for approval: 202, a pending approval request, and the decision.
+#[track_caller]
+fn assert_awaits_approval(reply: &common::Reply) {
+    assert_eq!(reply.status, 202, "unexpected reply: {}", reply.body);
+    assert_eq!(reply.body["decision"]["effect"], "approval_required");
+    assert_eq!(
+        reply.body["approval"]["status"], "pending",
+        "{}",
+        reply.body
+    );
+    assert!(reply.body["approval"]["id"].is_string());
 }

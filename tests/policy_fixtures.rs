@@ -1,7 +1,8 @@
 //! Policy tests as data: every ALLOW / DENY / APPROVAL fixture under tests/fixtures/policy
 //! (format in its README.md) is decided by a real `PolicyEngine`, for a caller whose
-//! `Principal` comes from a minted and verified token, exactly as in production. Every
-//! mismatch is collected and reported together.
+//! `Principal` comes from a minted and verified token, exactly as in production. A fixture
+//! is a statement (`targets`, decided by `decide`) or an unmask question (`unmask`, decided
+//! by `may_unmask`). Every mismatch is collected and reported together.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use gatehouse::identity::{
     Principal, PrincipalKind, TokenRequest, Verifier, mint_hs256, signing_secret,
 };
 use gatehouse::intent::{Access, Action, Flags, Intent, TableAccess, TableName, Target};
-use gatehouse::policy::{Decision, Effect, PolicyEngine, Resource};
+use gatehouse::policy::{ColumnResource, Decision, Effect, PolicyEngine, Resource, UnmaskDecision};
 use serde::Deserialize;
 
 const SECRET: &str = "policy-fixtures-secret-policy-fixtures-secret";
@@ -36,7 +37,12 @@ struct Fixture {
     environments: Vec<String>,
     #[serde(default = "default_datasource")]
     datasource: String,
-    targets: Vec<TargetSpec>,
+    /// The statement's (action, table) pairs (`[]` for a statement with none); absent for
+    /// an unmask question.
+    targets: Option<Vec<TargetSpec>>,
+    /// A column whose raw values the caller asks for, instead of a statement. `flags` give
+    /// the statement's context; `approved` must stay false.
+    unmask: Option<UnmaskSpec>,
     #[serde(default)]
     flags: FlagsSpec,
     #[serde(default)]
@@ -68,6 +74,15 @@ struct PrincipalSpec {
 struct TargetSpec {
     action: String,
     table: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnmaskSpec {
+    table: String,
+    column: String,
+    /// `pii.email`, `secret.token`, …; `""` for an unclassified column.
+    classification: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,7 +178,7 @@ fn action(name: &str) -> Result<Action, String> {
 /// The intent as the classifier would report it: actions and tables follow from targets.
 fn intent(fixture: &Fixture) -> Result<Intent, String> {
     let mut targets = Vec::new();
-    for spec in &fixture.targets {
+    for spec in fixture.targets.iter().flatten() {
         targets.push(Target {
             action: action(&spec.action)?,
             table: spec.table.as_deref().map(TableName::new),
@@ -220,13 +235,50 @@ fn effect_name(effect: Effect) -> String {
     }
 }
 
-/// What is wrong with `decision` for `fixture`, if anything.
-fn mismatch(fixture: &Fixture, decision: &Decision) -> Option<String> {
+/// What is wrong with an answer's effect, policies and reasons for `fixture`: the checks
+/// statement decisions and unmask answers share.
+fn common_mismatches(
+    fixture: &Fixture,
+    effect: &str,
+    policies: &[String],
+    reasons: &[String],
+) -> Vec<String> {
     let mut wrong = Vec::new();
-    let effect = effect_name(decision.effect);
     if effect != fixture.expect {
         wrong.push(format!("effect {effect}, expected {}", fixture.expect));
     }
+    if let Some(expected) = &fixture.policies
+        && policies != expected.as_slice()
+    {
+        wrong.push(format!("policies {policies:?}, expected {expected:?}"));
+    }
+    if let Some(text) = &fixture.reason_contains
+        && !reasons.iter().any(|r| r.contains(text.as_str()))
+    {
+        wrong.push(format!("no reason contains {text:?}"));
+    }
+    // Every answer says why.
+    if reasons.is_empty() {
+        wrong.push("no reasons".to_owned());
+    }
+    wrong
+}
+
+/// What is wrong with an unmask `decision` for `fixture`, if anything.
+fn unmask_mismatch(fixture: &Fixture, decision: &UnmaskDecision) -> Option<String> {
+    let effect = if decision.allowed { "allow" } else { "deny" };
+    let mut wrong = common_mismatches(fixture, effect, &decision.policies, &decision.reasons);
+    // An allow names the permits behind it.
+    if decision.allowed && decision.policies.is_empty() {
+        wrong.push("an allow names no policy".to_owned());
+    }
+    (!wrong.is_empty()).then(|| wrong.join("; "))
+}
+
+/// What is wrong with `decision` for `fixture`, if anything.
+fn mismatch(fixture: &Fixture, decision: &Decision) -> Option<String> {
+    let effect = effect_name(decision.effect);
+    let mut wrong = common_mismatches(fixture, &effect, &decision.policies, &decision.reasons);
     if let Some(approvers) = &fixture.approvers
         && &decision.approver_groups != approvers
     {
@@ -243,19 +295,6 @@ fn mismatch(fixture: &Fixture, decision: &Decision) -> Option<String> {
             decision.min_approvals
         ));
     }
-    if let Some(policies) = &fixture.policies
-        && &decision.policies != policies
-    {
-        wrong.push(format!(
-            "policies {:?}, expected {policies:?}",
-            decision.policies
-        ));
-    }
-    if let Some(text) = &fixture.reason_contains
-        && !decision.reasons.iter().any(|r| r.contains(text.as_str()))
-    {
-        wrong.push(format!("no reason contains {text:?}"));
-    }
     // Invariants of every decision.
     let approval = decision.effect == Effect::ApprovalRequired;
     if approval == decision.approver_groups.is_empty() || approval == (decision.min_approvals == 0)
@@ -264,9 +303,6 @@ fn mismatch(fixture: &Fixture, decision: &Decision) -> Option<String> {
             "approver groups and min_approvals must be set exactly for approval_required"
                 .to_owned(),
         );
-    }
-    if decision.reasons.is_empty() {
-        wrong.push("no reasons".to_owned());
     }
     (!wrong.is_empty()).then(|| wrong.join("; "))
 }
@@ -302,6 +338,23 @@ fn policy_fixtures() {
                 fixture.name,
                 fixture.expect
             );
+            if fixture.unmask.is_some() {
+                assert!(
+                    fixture.targets.is_none()
+                        && !fixture.approved
+                        && fixture.expect != "approval_required"
+                        && fixture.approvers.is_none()
+                        && fixture.min_approvals.is_none(),
+                    "{shown}: `{}` is an unmask question: no targets, approved, approvers or min_approvals, and expect allow or deny",
+                    fixture.name
+                );
+            } else {
+                assert!(
+                    fixture.targets.is_some(),
+                    "{shown}: `{}` needs `targets` or `unmask`",
+                    fixture.name
+                );
+            }
             let environments: Vec<&str> =
                 match (&fixture.environment, fixture.environments.as_slice()) {
                     (Some(one), []) => vec![one.as_str()],
@@ -318,6 +371,23 @@ fn policy_fixtures() {
             };
             for environment in environments {
                 cases += 1;
+                if let Some(spec) = &fixture.unmask {
+                    let column = ColumnResource {
+                        datasource: &fixture.datasource,
+                        environment,
+                        table: &spec.table,
+                        column: &spec.column,
+                        classification: &spec.classification,
+                    };
+                    let decision = engine.may_unmask(&principal, &intent, &column);
+                    if let Some(wrong) = unmask_mismatch(fixture, &decision) {
+                        failures.push(format!(
+                            "{shown}: `{}` in {environment}: {wrong}\n    got {decision:?}",
+                            fixture.name
+                        ));
+                    }
+                    continue;
+                }
                 let resource = Resource {
                     datasource: &fixture.datasource,
                     environment,
@@ -342,8 +412,8 @@ fn policy_fixtures() {
     );
 }
 
-/// Every cell of the built-in table is covered: each action in dev, prod and a third
-/// environment, so a new action or environment rule cannot go untested.
+/// Every cell of the built-in table is covered: each action (`unmask` too) in dev, prod and
+/// a third environment, so a new action or environment rule cannot go untested.
 #[test]
 fn fixtures_cover_every_action_in_every_environment() {
     let mut missing = Vec::new();
@@ -356,15 +426,19 @@ fn fixtures_cover_every_action_in_every_environment() {
         for fixture in &parsed.fixtures {
             let environments = fixture.environment.iter().chain(&fixture.environments);
             for environment in environments {
-                for target in &fixture.targets {
+                for target in fixture.targets.iter().flatten() {
                     seen.insert((target.action.clone(), environment.clone()));
+                }
+                if fixture.unmask.is_some() {
+                    seen.insert(("unmask".to_owned(), environment.clone()));
                 }
             }
         }
     }
-    for action in Action::ALL {
+    let actions = Action::ALL.iter().map(|a| a.as_str()).chain(["unmask"]);
+    for action in actions {
         for environment in ["dev", "prod", "staging"] {
-            if !seen.contains(&(action.as_str().to_owned(), environment.to_owned())) {
+            if !seen.contains(&(action.to_owned(), environment.to_owned())) {
                 missing.push(format!("{action} in {environment}"));
             }
         }

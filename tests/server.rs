@@ -350,6 +350,7 @@ async fn grpc_matches_rest() {
                     kind: Some(proto::value::Kind::IntValue(25)),
                 }],
                 max_rows: Some(10),
+                approval_id: String::new(),
             },
             &token,
         ))
@@ -408,6 +409,7 @@ async fn grpc_errors_carry_matching_codes() {
         sql: sql.into(),
         params: vec![],
         max_rows: None,
+        approval_id: String::new(),
     };
     let cases = [
         (

@@ -405,6 +405,41 @@ impl Datasource {
             .await
             .map(|_| ())
     }
+
+    /// Connections of both pools right now, for the `pool_connections` gauges.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (read, write) = match &self.pools {
+            Pools::Postgres(pools) => (PoolUsage::of(&pools.read), PoolUsage::of(&pools.write)),
+            Pools::MySql(pools) => (PoolUsage::of(&pools.read), PoolUsage::of(&pools.write)),
+            Pools::Sqlite(pools) => (PoolUsage::of(&pools.read), PoolUsage::of(&pools.write)),
+        };
+        PoolStats { read, write }
+    }
+}
+
+/// Connections of a datasource's read and write pools, as [`Datasource::pool_stats`] saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub read: PoolUsage,
+    pub write: PoolUsage,
+}
+
+/// One pool: connections open (`size`, idle ones included), idle, and the most it may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolUsage {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolUsage {
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolUsage {
+        PoolUsage {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
 }
 
 /// Pool settings shared by the drivers.

@@ -51,8 +51,8 @@ const ER_QUERY_TIMEOUT: u16 = 3024;
 const ER_READ_ONLY_TRANSACTION: u16 = 1792;
 
 pub(crate) struct MySqlPools {
-    read: MySqlPool,
-    write: MySqlPool,
+    pub(super) read: MySqlPool,
+    pub(super) write: MySqlPool,
 }
 
 impl MySqlPools {

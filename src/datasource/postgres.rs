@@ -32,8 +32,8 @@ use super::{
 use crate::config::DatasourceConfig;
 
 pub(crate) struct PgPools {
-    read: PgPool,
-    write: PgPool,
+    pub(super) read: PgPool,
+    pub(super) write: PgPool,
 }
 
 impl PgPools {

@@ -47,8 +47,8 @@ const SQLITE_READONLY: i32 = 8;
 const SQLITE_INTERRUPT: i32 = 9;
 
 pub(crate) struct SqlitePools {
-    read: SqlitePool,
-    write: SqlitePool,
+    pub(super) read: SqlitePool,
+    pub(super) write: SqlitePool,
 }
 
 impl SqlitePools {

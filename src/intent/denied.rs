@@ -4,7 +4,8 @@
 //! processes or the network; session settings (with `set_config` a caller could switch the
 //! read-only setting of a pooled connection off); locks that outlive the statement; sleep
 //! (an easy denial of service); SQL text run from inside a function (`query_to_xml`,
-//! `ts_stat`: the tables it reads never appear in the statement); large objects. A call is
+//! `ts_stat`, `ts_rewrite`: the tables it reads never appear in the statement); large
+//! objects. A call is
 //! matched on its unqualified, lower-cased name, so `PG_SLEEP`, `"pg_sleep"` and
 //! `pg_catalog.pg_sleep` are all `pg_sleep`. A trailing `*` matches a prefix.
 //!
@@ -28,6 +29,8 @@ const DENIED_FUNCTIONS: &[&str] = &[
     "schema_to_xml*",
     "database_to_xml*",
     "ts_stat",
+    // `ts_rewrite(query, 'SELECT …')` runs its second argument as SQL.
+    "ts_rewrite",
     "pg_terminate_backend",
     "pg_cancel_backend",
     // PostgreSQL: settings, server administration, replication.
@@ -113,6 +116,7 @@ mod tests {
             "pg_create_logical_replication_slot",
             "Sleep",
             "load_extension",
+            "ts_rewrite",
         ] {
             assert!(is_denied(name), "{name}");
         }

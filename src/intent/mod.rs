@@ -58,9 +58,11 @@
 mod classify;
 mod constant;
 mod denied;
+mod fingerprint;
 mod model;
 mod names;
 
+pub use fingerprint::fingerprint;
 pub use model::{Access, Action, ColumnRef, Flags, Intent, TableAccess, TableName, Target};
 
 use std::collections::BTreeSet;
@@ -92,6 +94,14 @@ pub enum IntentError {
 
 /// Parses `sql` with the dialect of `driver` and classifies what it intends.
 pub fn analyze(driver: Driver, sql: &str) -> Result<Intent, IntentError> {
+    let statements = parse(driver, sql)?;
+    Ok(analyze_statements(driver, &statements))
+}
+
+/// Parses `sql` with the dialect of `driver`, refusing the lexical traps described in the
+/// module docs. Never empty. The pipeline parses once and hands the statements to both
+/// [`analyze_statements`] and masking's column lineage.
+pub fn parse(driver: Driver, sql: &str) -> Result<Vec<Statement>, IntentError> {
     let (dialect, dialect_name): (&dyn Dialect, &'static str) = match driver {
         Driver::Postgres => (&PostgreSqlDialect {}, "PostgreSQL"),
         Driver::MySql => (&MySqlDialect {}, "MariaDB/MySQL"),
@@ -117,7 +127,23 @@ pub fn analyze(driver: Driver, sql: &str) -> Result<Intent, IntentError> {
     if statements.is_empty() {
         return Err(IntentError::Empty);
     }
+    Ok(statements)
+}
 
+/// A table name as written in a statement, normalised the way [`TableName`] says.
+pub fn table_name(driver: Driver, name: &ObjectName) -> TableName {
+    names::table(driver, name)
+}
+
+/// One identifier (a column, alias or CTE name), folded as `driver` folds it: PostgreSQL
+/// lower-cases unquoted identifiers, MariaDB and SQLite fold all of them.
+pub fn identifier(driver: Driver, ident: &sqlparser::ast::Ident) -> String {
+    names::ident(driver, ident)
+}
+
+/// Classifies what parsed statements intend. `statements` come from [`parse`] with the
+/// same `driver`.
+pub fn analyze_statements(driver: Driver, statements: &[Statement]) -> Intent {
     let mut classifier = Classifier::new(driver);
     let mut labels = Vec::with_capacity(statements.len());
     let mut sweep = Sweep {
@@ -125,7 +151,7 @@ pub fn analyze(driver: Driver, sql: &str) -> Result<Intent, IntentError> {
         denied: BTreeSet::new(),
         relations: Vec::new(),
     };
-    for statement in &statements {
+    for statement in statements {
         labels.push(classifier.statement(statement));
         let _ = statement.visit(&mut sweep);
     }
@@ -143,7 +169,7 @@ pub fn analyze(driver: Driver, sql: &str) -> Result<Intent, IntentError> {
     flags.denied_functions = sweep.denied.into_iter().collect();
     flags.multiple_statements = statements.len() > 1;
     flags.unclassified = classifier.unclassified();
-    Ok(Intent {
+    Intent {
         statement: labels.join("; "),
         actions: actions.into_iter().collect(),
         tables: classifier
@@ -154,7 +180,7 @@ pub fn analyze(driver: Driver, sql: &str) -> Result<Intent, IntentError> {
         targets,
         columns: classifier.columns(),
         flags,
-    })
+    }
 }
 
 /// Tokenizes `sql` and refuses the lexical traps described in the module docs.

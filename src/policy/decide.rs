@@ -12,9 +12,10 @@
 //! itself pays only for evaluation.
 //!
 //! Requests and entities are checked against the schema once, at start-up
-//! ([`Model::new`]), for every shape `decide` can build: each principal type with and
-//! without `on_behalf_of`, each action, each resource type, the context with `approved`
-//! false and true, all through the same builders `decide` uses. The shapes depend only on
+//! ([`Model::new`]), for every shape `decide` and `unmask` can build: each principal type
+//! with and without `on_behalf_of`, each statement action on each of its resource types,
+//! `unmask` on a column, the context with `approved` false and true, all through the same
+//! builders the decisions use. The shapes depend only on
 //! this code and the embedded schema, so a malformed request stops start-up instead of
 //! failing a request; per decision the checks would cost more than the evaluation itself
 //! (measured: schema checks took about a third of a three-table decision).
@@ -25,22 +26,27 @@ use std::sync::Arc;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, PolicyId, Request, RestrictedExpression, Schema, Validator,
+    EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema, Validator,
 };
 
 use crate::identity::{Principal, PrincipalKind};
 use crate::intent::{Action, Intent, Target};
 
 use super::error::PolicyError;
-use super::load::{ActiveSet, PolicyMeta};
+use super::load::{ActiveSet, PolicyMeta, UNMASK};
 use super::memo::Memo;
-use super::{Decision, Effect, Resource};
+use super::{Decision, Effect, Resource, UnmaskDecision};
+
+mod unmask;
+
+pub(super) use unmask::may_unmask;
 
 /// The schema every policy is validated against and every request is built with.
 const SCHEMA: &str = include_str!("../../policies/gatehouse.cedarschema");
 
 /// What stays the same between decisions: the schema (inside the validator), the
-/// authorizer, and the entity type names and action ids requests are made of.
+/// authorizer, the entity type names and action ids requests are made of, and the memos
+/// of entity stores and contexts.
 pub(super) struct Model {
     validator: Validator,
     authorizer: Authorizer,
@@ -51,14 +57,24 @@ pub(super) struct Model {
     environment: EntityTypeName,
     datasource: EntityTypeName,
     table: EntityTypeName,
+    column: EntityTypeName,
     actions: Vec<(Action, EntityUid)>,
+    unmask: EntityUid,
     stores: Memo<StoreKey, Arc<Store>>,
     contexts: Memo<ContextKey, Context>,
+    /// Whole `unmask` answers (see `unmask`), apart from `stores`: a result asks about
+    /// each of its classified columns, and those many answers must not push out the
+    /// statement stores of the callers that asked.
+    answers: Memo<unmask::AnswerKey, UnmaskDecision>,
 }
 
-/// How many entity stores and contexts are remembered (see `memo`). A store is a few
-/// kilobytes; a context a few hundred bytes.
+/// How many entity stores and contexts are remembered (see `memo`), per memo. A store is a
+/// few kilobytes; a context a few hundred bytes.
 const MEMO_CAPACITY: usize = 1024;
+
+/// How many `unmask` answers are remembered: one per caller, column and context, a few
+/// hundred bytes each.
+const ANSWER_CAPACITY: usize = 4096;
 
 impl Model {
     pub(super) fn new() -> Result<Model, PolicyError> {
@@ -81,6 +97,7 @@ impl Model {
                 (*action, uid)
             })
             .collect();
+        let unmask = EntityUid::from_type_name_and_id(action_type, EntityId::new(UNMASK));
         let model = Model {
             validator: Validator::new(schema),
             authorizer: Authorizer::new(),
@@ -91,9 +108,12 @@ impl Model {
             environment: name("Environment")?,
             datasource: name("Datasource")?,
             table: name("Table")?,
+            column: name("Column")?,
             actions,
+            unmask,
             stores: Memo::new(MEMO_CAPACITY),
             contexts: Memo::new(MEMO_CAPACITY),
+            answers: Memo::new(ANSWER_CAPACITY),
         };
         model.check_shapes().map_err(PolicyError::Schema)?;
         Ok(model)
@@ -102,6 +122,11 @@ impl Model {
     #[cfg(test)]
     pub(super) fn stores_remembered(&self) -> usize {
         self.stores.len()
+    }
+
+    #[cfg(test)]
+    pub(super) fn answers_remembered(&self) -> usize {
+        self.answers.len()
     }
 
     pub(super) fn validator(&self) -> &Validator {
@@ -174,6 +199,21 @@ impl Model {
                             .map_err(|e| format!("a request does not match the schema: {e}"))?;
                         }
                     }
+                }
+                let column = ColumnSpec {
+                    name: "column",
+                    classification: "pii.email",
+                };
+                let (column, _) = store.with_column(self, "datasource", column, Some(schema))?;
+                for context in &contexts {
+                    Request::new(
+                        store.principal.clone(),
+                        self.unmask.clone(),
+                        column.clone(),
+                        context.clone(),
+                        Some(schema),
+                    )
+                    .map_err(|e| format!("an unmask request does not match the schema: {e}"))?;
                 }
             }
         }
@@ -451,8 +491,32 @@ struct Caller<'a> {
     on_behalf_of: Option<&'a str>,
 }
 
+impl<'a> Caller<'a> {
+    fn of(principal: &'a Principal) -> Caller<'a> {
+        Caller {
+            kind: principal.kind(),
+            sub: principal.sub(),
+            groups: principal.groups(),
+            on_behalf_of: principal.on_behalf_of(),
+        }
+    }
+
+    /// The memo key of this caller's store of `tables` in `resource`.
+    fn key(&self, resource: &Resource, tables: Vec<String>) -> StoreKey {
+        StoreKey {
+            kind: self.kind,
+            sub: self.sub.to_owned(),
+            groups: self.groups.to_vec(),
+            on_behalf_of: self.on_behalf_of.map(str::to_owned),
+            environment: resource.environment.to_owned(),
+            datasource: resource.datasource.to_owned(),
+            tables,
+        }
+    }
+}
+
 /// Everything an entity store is built from.
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct StoreKey {
     kind: PrincipalKind,
     sub: String,
@@ -461,6 +525,13 @@ struct StoreKey {
     environment: String,
     datasource: String,
     tables: Vec<String>,
+}
+
+/// The column of an `unmask` request (see [`Store::with_column`]).
+#[derive(Clone, Copy)]
+struct ColumnSpec<'a> {
+    name: &'a str,
+    classification: &'a str,
 }
 
 /// One decision's entities: the caller (in its groups), the datasource (in its
@@ -525,6 +596,38 @@ impl Store {
             tables: table_uids,
             entities,
         })
+    }
+
+    /// This store's entities with `column` added, in the store's first table (of
+    /// `datasource`), and the column's uid. Adding one entity to a remembered store costs
+    /// about a third of building all four anew (measured).
+    fn with_column(
+        &self,
+        model: &Model,
+        datasource: &str,
+        column: ColumnSpec,
+        schema: Option<&Schema>,
+    ) -> Result<(EntityUid, Entities), String> {
+        let (table, table_uid) = self.tables.first().ok_or("a column needs its table")?;
+        // `Column::"<datasource>/<table>/<column>"`, in its table, as tables are in their
+        // datasource.
+        let uid = Model::uid(
+            &model.column,
+            &format!("{datasource}/{table}/{}", column.name),
+        );
+        let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+        let attrs = HashMap::from([
+            ("name".to_owned(), string(column.name)),
+            ("classification".to_owned(), string(column.classification)),
+        ]);
+        let entity = Entity::new(uid.clone(), attrs, HashSet::from([table_uid.clone()]))
+            .map_err(|e| e.to_string())?;
+        let entities = self
+            .entities
+            .clone()
+            .add_entities([entity], schema)
+            .map_err(|e| e.to_string())?;
+        Ok((uid, entities))
     }
 
     fn table(&self, name: &str) -> Option<&EntityUid> {
@@ -594,7 +697,17 @@ impl<'a> ContextFlags<'a> {
     }
 
     fn key(&self, approved: bool) -> ContextKey {
-        let bits = [
+        ContextKey {
+            environment: self.environment.to_owned(),
+            datasource: self.datasource.to_owned(),
+            bits: self.bits(approved),
+        }
+    }
+
+    /// The flags and `approved`, one bit each: with the environment and the datasource,
+    /// everything the context is built from.
+    fn bits(&self, approved: bool) -> u16 {
+        [
             self.unbounded,
             self.data_modifying_cte,
             self.select_into,
@@ -608,12 +721,7 @@ impl<'a> ContextFlags<'a> {
         ]
         .iter()
         .enumerate()
-        .fold(0u16, |bits, (i, set)| bits | (u16::from(*set) << i));
-        ContextKey {
-            environment: self.environment.to_owned(),
-            datasource: self.datasource.to_owned(),
-            bits,
-        }
+        .fold(0u16, |bits, (i, set)| bits | (u16::from(*set) << i))
     }
 
     fn context(&self, approved: bool) -> Result<Context, String> {
@@ -660,12 +768,7 @@ impl<'m> Requests<'m> {
         intent: &'m Intent,
         resource: &'m Resource<'m>,
     ) -> Result<Requests<'m>, String> {
-        let caller = Caller {
-            kind: principal.kind(),
-            sub: principal.sub(),
-            groups: principal.groups(),
-            on_behalf_of: principal.on_behalf_of(),
-        };
+        let caller = Caller::of(principal);
         // Table-blind actions need one table entity whatever the number of tables; the
         // others need each of theirs.
         let mut representative = None;
@@ -681,15 +784,7 @@ impl<'m> Requests<'m> {
         if let Some(name) = representative {
             tables.insert(0, name.to_owned());
         }
-        let key = StoreKey {
-            kind: caller.kind,
-            sub: caller.sub.to_owned(),
-            groups: caller.groups.to_vec(),
-            on_behalf_of: caller.on_behalf_of.map(str::to_owned),
-            environment: resource.environment.to_owned(),
-            datasource: resource.datasource.to_owned(),
-            tables,
-        };
+        let key = caller.key(resource, tables);
         let store = model.stores.get_or_build(key, |key| {
             Store::new(
                 model,
@@ -763,33 +858,48 @@ impl<'m> Requests<'m> {
         )
         .map_err(|e| e.to_string())?;
         let set = self.set;
-        let response = self.model.authorizer.is_authorized(
-            &request,
+        let evaluation = authorize(
+            self.model,
+            set,
             set.for_action(target.action),
+            &request,
             &self.store.entities,
-        );
-        let diagnostics = response.diagnostics();
-        let errors: Vec<String> = diagnostics.errors().map(ToString::to_string).collect();
-        if !errors.is_empty() {
-            return Err(errors.join("; "));
-        }
-        let mut determining = Vec::new();
-        for id in diagnostics.reason() {
-            let (id, meta) = set
-                .policies
-                .policy(id)
-                .map(|policy| policy.id())
-                .and_then(|id| set.meta(id).map(|meta| (id, meta)))
-                .ok_or_else(|| format!("policy `{id}` decided but is not in the policy set"))?;
-            determining.push(Used { id, meta });
-        }
-        determining.sort_by_key(|used| used.meta.order);
-        let evaluation = Evaluation {
-            allowed: response.decision() == CedarDecision::Allow,
-            determining,
-        };
+        )?;
         self.evaluated
             .push((target.action, resource, approved, evaluation.clone()));
         Ok(evaluation)
     }
+}
+
+/// Evaluates `request` against `policies` (a subset of `set` that holds every policy that
+/// can apply to the request's action). An evaluation error is an error, not a skipped
+/// policy: a skipped forbid must not turn into an allow.
+fn authorize<'s>(
+    model: &Model,
+    set: &'s ActiveSet,
+    policies: &PolicySet,
+    request: &Request,
+    entities: &Entities,
+) -> Result<Evaluation<'s>, String> {
+    let response = model.authorizer.is_authorized(request, policies, entities);
+    let diagnostics = response.diagnostics();
+    let errors: Vec<String> = diagnostics.errors().map(ToString::to_string).collect();
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    let mut determining = Vec::new();
+    for id in diagnostics.reason() {
+        let (id, meta) = set
+            .policies
+            .policy(id)
+            .map(|policy| policy.id())
+            .and_then(|id| set.meta(id).map(|meta| (id, meta)))
+            .ok_or_else(|| format!("policy `{id}` decided but is not in the policy set"))?;
+        determining.push(Used { id, meta });
+    }
+    determining.sort_by_key(|used| used.meta.order);
+    Ok(Evaluation {
+        allowed: response.decision() == CedarDecision::Allow,
+        determining,
+    })
 }

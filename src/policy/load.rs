@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cedar_policy::ffi::DetailedError;
 use cedar_policy::{
@@ -24,6 +25,10 @@ use super::error::{PolicyError, PolicyProblem};
 /// The built-in policy set, in force when no files are configured.
 const DEFAULT_POLICIES: &str = include_str!("../../policies/default.cedar");
 const DEFAULT_NAME: &str = "policies/default.cedar (built-in)";
+
+/// The id of the schema's column action (`Action::"unmask"`), the one action that is not a
+/// statement action.
+pub(super) const UNMASK: &str = "unmask";
 
 /// One file's text and the name problems are reported under.
 pub(super) struct Source {
@@ -79,6 +84,9 @@ pub(super) struct Approval {
     pub min_approvals: u32,
 }
 
+/// The next [`ActiveSet::generation`].
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// A policy set that parsed and validated, with its policies' annotations read once.
 pub(super) struct ActiveSet {
     pub policies: PolicySet,
@@ -91,23 +99,30 @@ pub(super) struct ActiveSet {
     /// datasource alike (see [`table_blind`]): then one evaluation decides every table
     /// target of that action.
     blind_by_action: Vec<bool>,
+    /// The policies whose action scope admits `unmask`, for the same reason as `by_action`.
+    unmask: PolicySet,
+    /// Tells this set apart from every other one loaded in this process: answers
+    /// remembered under one set's generation are not answers of the next.
+    pub generation: u64,
     meta: HashMap<PolicyId, PolicyMeta>,
 }
 
 impl ActiveSet {
     fn new(policies: PolicySet, meta: HashMap<PolicyId, PolicyMeta>) -> Result<ActiveSet, String> {
+        let subset = |action: &str| {
+            PolicySet::from_policies(
+                policies
+                    .policies()
+                    .filter(|policy| applies_to(policy, action))
+                    .cloned(),
+            )
+            .map_err(|e| e.to_string())
+        };
         let by_action = Action::ALL
             .iter()
-            .map(|action| {
-                PolicySet::from_policies(
-                    policies
-                        .policies()
-                        .filter(|policy| applies_to(policy, *action))
-                        .cloned(),
-                )
-                .map_err(|e| e.to_string())
-            })
+            .map(|action| subset(action.as_str()))
             .collect::<Result<Vec<_>, _>>()?;
+        let unmask = subset(UNMASK)?;
         let blind_by_action = by_action
             .iter()
             .map(|subset| subset.policies().all(table_blind))
@@ -116,6 +131,8 @@ impl ActiveSet {
             policies,
             by_action,
             blind_by_action,
+            unmask,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
             meta,
         })
     }
@@ -130,6 +147,11 @@ impl ActiveSet {
             .position(|a| *a == action)
             .and_then(|index| self.by_action.get(index))
             .unwrap_or(&self.policies)
+    }
+
+    /// The policies that can decide an `unmask` request.
+    pub(super) fn for_unmask(&self) -> &PolicySet {
+        &self.unmask
     }
 
     /// Whether every table target of `action` gets the same answer within one decision.
@@ -374,12 +396,11 @@ fn expr_blind(expr: &serde_json::Value) -> bool {
     }
 }
 
-/// Whether the policy's action scope admits `action`. The schema has no action groups, so
-/// `action in [...]` lists actions themselves.
-fn applies_to(policy: &Policy, action: Action) -> bool {
-    let is = |uid: &EntityUid| {
-        uid.type_name().to_string() == "Action" && uid.id().unescaped() == action.as_str()
-    };
+/// Whether the policy's action scope admits the action named `action`. The schema has no
+/// action groups, so `action in [...]` lists actions themselves.
+fn applies_to(policy: &Policy, action: &str) -> bool {
+    let is =
+        |uid: &EntityUid| uid.type_name().to_string() == "Action" && uid.id().unescaped() == action;
     match policy.action_constraint() {
         ActionConstraint::Any => true,
         ActionConstraint::Eq(uid) => is(&uid),

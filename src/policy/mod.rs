@@ -1,8 +1,10 @@
-//! Cedar policy: (Principal, Intent, where it runs) → [`Decision`].
+//! Cedar policy: (Principal, Intent, where it runs) → [`Decision`], and (Principal,
+//! column) → [`UnmaskDecision`].
 //!
 //! The one authorization choke point of the query path. The gateway builds a
 //! [`PolicyEngine`] once at start-up ([`PolicyEngine::load`]), calls
-//! [`PolicyEngine::decide`] for every statement before any SQL runs, and
+//! [`PolicyEngine::decide`] for every statement before any SQL runs,
+//! [`PolicyEngine::may_unmask`] for every classified column masking would hide, and
 //! [`PolicyEngine::reload`] on SIGHUP or the admin endpoint.
 //!
 //! - The schema (`policies/gatehouse.cedarschema`, embedded) declares the entities and actions;
@@ -16,11 +18,14 @@
 //! - A denial caused only by forbids annotated `@approval("GROUP")` becomes
 //!   [`Effect::ApprovalRequired`] when the same request with `context.approved = true`
 //!   would be allowed.
+//! - Unmasking is the Cedar action `unmask` on a `Column` (in its `Table`): one request per
+//!   column, in the statement's context with `approved = false`. Nobody sees raw values
+//!   unless a permit says so; anything that goes wrong answers "not allowed".
 //!
 //! Layout: `load` reads, parses and validates policy files into an active set;
-//! `decide` turns one statement into requests and combines their outcomes; `memo`
-//! remembers the entity stores and contexts decisions build; `error` holds
-//! [`PolicyError`].
+//! `decide` turns one statement into requests and combines their outcomes, and
+//! `decide::unmask` answers the column question with the same model; `memo` remembers
+//! the entity stores and contexts decisions build; `error` holds [`PolicyError`].
 
 mod decide;
 mod error;
@@ -84,6 +89,31 @@ pub struct Resource<'a> {
     pub environment: &'a str,
 }
 
+/// A column whose raw values a caller wants to see: the `Column` entity
+/// `Column::"<datasource>/<table>/<column>"`, in `Table::"<datasource>/<table>"`, in the
+/// datasource, in its environment.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnResource<'a> {
+    pub datasource: &'a str,
+    pub environment: &'a str,
+    /// As the statement names it (`customers`, `analytics.events`), like statement tables.
+    pub table: &'a str,
+    pub column: &'a str,
+    /// The column's class (`pii.email`, `secret.token`); empty when unclassified.
+    pub classification: &'a str,
+}
+
+/// The outcome of [`PolicyEngine::may_unmask`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnmaskDecision {
+    pub allowed: bool,
+    /// `@id`s of the permits that allowed it, or of the forbids that denied it (none when
+    /// nothing permitted, or when evaluation failed).
+    pub policies: Vec<String>,
+    /// The policies' `@reason`s, or a generated sentence.
+    pub reasons: Vec<String>,
+}
+
 /// The schema and the policy set in force. Cheap to share: `decide` takes a read lock only
 /// long enough to clone an `Arc` of the current set, so a reload never waits for decisions
 /// in flight and they finish on the set they started with.
@@ -140,6 +170,20 @@ impl PolicyEngine {
     ) -> Decision {
         let set = self.current();
         decide::decide(&self.model, &set, principal, intent, resource, approved)
+    }
+
+    /// Whether `principal` may see raw values of `column` in the context of `intent`: the
+    /// same context statement decisions get, with `approved = false`, since an approval lets
+    /// a statement run and never shows raw values. Anything unexpected (an entity that does
+    /// not build, a policy that errors) answers not allowed.
+    pub fn may_unmask(
+        &self,
+        principal: &Principal,
+        intent: &Intent,
+        column: &ColumnResource,
+    ) -> UnmaskDecision {
+        let set = self.current();
+        decide::may_unmask(&self.model, &set, principal, intent, column)
     }
 
     fn current(&self) -> Arc<ActiveSet> {

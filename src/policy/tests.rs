@@ -732,3 +732,375 @@ fn remembered_stores_and_contexts_keep_callers_and_places_apart() {
     }
     assert_eq!(engine.model.stores_remembered(), 4);
 }
+
+// ---------------------------------------------------------------------------------------
+// unmask
+// ---------------------------------------------------------------------------------------
+
+fn column<'a>(
+    resource: &Resource<'a>,
+    table: &'a str,
+    name: &'a str,
+    class: &'a str,
+) -> ColumnResource<'a> {
+    ColumnResource {
+        datasource: resource.datasource,
+        environment: resource.environment,
+        table,
+        column: name,
+        classification: class,
+    }
+}
+
+fn plain_read() -> Intent {
+    intent(&[(Action::Select, on("customers"))], Flags::default())
+}
+
+#[test]
+fn built_in_unmask_rules() {
+    let engine = built_in();
+    let read = plain_read();
+    let reader = who(PrincipalKind::Human, &["pii-readers"]);
+    for place in [DEV, PROD] {
+        for class in ["pii.email", "pii.national_id"] {
+            let decision =
+                engine.may_unmask(&reader, &read, &column(&place, "customers", "c", class));
+            assert!(decision.allowed, "{decision:?}");
+            assert_eq!(decision.policies, ["pii-readers-unmask-pii"]);
+            assert_eq!(
+                decision.reasons,
+                ["people in group pii-readers may see personal data unmasked"]
+            );
+        }
+        for class in ["secret.password", "secret.token"] {
+            let decision = engine.may_unmask(&reader, &read, &column(&place, "users", "c", class));
+            assert!(!decision.allowed, "{decision:?}");
+            assert_eq!(decision.policies, ["no-unmask-secrets"]);
+        }
+    }
+
+    let email = column(&PROD, "customers", "email", "pii.email");
+    for agent in [
+        who(PrincipalKind::Agent, &["pii-readers"]),
+        Principal::for_tests("bot", PrincipalKind::Agent, &["pii-readers"], Some("alice")),
+    ] {
+        let decision = engine.may_unmask(&agent, &read, &email);
+        assert!(!decision.allowed, "{decision:?}");
+        assert_eq!(decision.policies, ["no-unmask-for-agents"]);
+        assert_eq!(decision.reasons, ["agents see personal data masked"]);
+    }
+    // An agent asking for a secret meets both forbids, listed as written.
+    let agent = who(PrincipalKind::Agent, &["pii-readers"]);
+    let token = column(&PROD, "sessions", "token", "secret.token");
+    let decision = engine.may_unmask(&agent, &read, &token);
+    assert_eq!(
+        decision.policies,
+        ["no-unmask-secrets", "no-unmask-for-agents"]
+    );
+
+    // Services and people outside pii-readers: nothing permits it.
+    let service = who(PrincipalKind::Service, &["pii-readers"]);
+    let decision = engine.may_unmask(&service, &read, &email);
+    assert!(!decision.allowed, "{decision:?}");
+    assert!(decision.policies.is_empty());
+    assert_eq!(
+        decision.reasons,
+        [
+            "no policy permits service `caller-1` to unmask column `email` (pii.email) of table `customers` in environment `prod`"
+        ]
+    );
+    let other = who(PrincipalKind::Human, &["eng", "dba"]);
+    assert!(!engine.may_unmask(&other, &read, &email).allowed);
+
+    // Unclassified: nobody (agents meet their forbid; the others find no permit).
+    for caller in [&reader, &agent, &service, &other] {
+        let decision = engine.may_unmask(caller, &read, &column(&DEV, "orders", "note", ""));
+        assert!(!decision.allowed, "{decision:?}");
+        let nothing_permits = decision.reasons[0].contains("(unclassified)");
+        assert_eq!(
+            nothing_permits,
+            decision.policies.is_empty(),
+            "{decision:?}"
+        );
+    }
+}
+
+#[test]
+fn statement_forbids_for_every_action_apply_to_unmask_but_approval_forbids_do_not() {
+    let engine = built_in();
+    let reader = who(PrincipalKind::Human, &["pii-readers"]);
+    let email = column(&PROD, "customers", "email", "pii.email");
+    let flagged = |flags: Flags| intent(&[(Action::Select, on("customers"))], flags);
+
+    // Plain forbids written for every action deny unmasking in a statement they refuse.
+    for (flags, id) in [
+        (
+            Flags {
+                multiple_statements: true,
+                ..Flags::default()
+            },
+            "no-multiple-statements",
+        ),
+        (
+            Flags {
+                unclassified: Some("unknown".to_owned()),
+                ..Flags::default()
+            },
+            "no-unclassified",
+        ),
+        (
+            Flags {
+                denied_functions: vec!["pg_sleep".to_owned()],
+                ..Flags::default()
+            },
+            "no-denied-functions",
+        ),
+    ] {
+        let decision = engine.may_unmask(&reader, &flagged(flags), &email);
+        assert!(!decision.allowed, "{decision:?}");
+        assert_eq!(decision.policies, [id]);
+    }
+
+    // A locking read, a writing CTE or SELECT … INTO in prod ran only with an approval;
+    // the approval forbids do not mask its results for a pii-reader.
+    for flags in [
+        Flags {
+            locking: true,
+            ..Flags::default()
+        },
+        Flags {
+            data_modifying_cte: true,
+            ..Flags::default()
+        },
+        Flags {
+            select_into: true,
+            ..Flags::default()
+        },
+    ] {
+        let decision = engine.may_unmask(&reader, &flagged(flags), &email);
+        assert!(decision.allowed, "{decision:?}");
+        assert_eq!(decision.policies, ["pii-readers-unmask-pii"]);
+    }
+}
+
+#[test]
+fn only_permits_that_admit_unmask_let_anyone_unmask() {
+    let reader = who(PrincipalKind::Human, &["pii-readers"]);
+    let email = column(&DEV, "customers", "email", "pii.email");
+    // Every statement permit of the built-in set names its actions: none admits unmask.
+    let engine = built_in();
+    for policy in engine.current().policies.policies() {
+        let permit = policy.effect() == cedar_policy::Effect::Permit;
+        let scoped = !matches!(
+            policy.action_constraint(),
+            cedar_policy::ActionConstraint::Any
+        );
+        assert!(!permit || scoped, "{} permits every action", policy.id());
+    }
+    let statements_only = load_text(
+        "@id(\"read\") permit (principal, action == Action::\"select\", resource);\n@id(\"write\") permit (principal, action in [Action::\"insert\", Action::\"update\"], resource);",
+    )
+    .unwrap();
+    let decision = statements_only.may_unmask(&reader, &plain_read(), &email);
+    assert!(!decision.allowed, "{decision:?}");
+    // A permit for every action does admit it: that is why the built-in permits are scoped.
+    let everything = load_text("@id(\"all\") permit (principal, action, resource);").unwrap();
+    let decision = everything.may_unmask(&reader, &plain_read(), &email);
+    assert!(decision.allowed, "{decision:?}");
+    assert_eq!(decision.policies, ["all"]);
+    assert_eq!(
+        decision.reasons,
+        [
+            "policy `all` allows human `caller-1` to unmask column `email` (pii.email) of table `customers` in environment `dev`"
+        ]
+    );
+}
+
+#[test]
+fn column_entities_sit_in_their_table_datasource_and_environment() {
+    let text = r#"
+@id("one-column") permit (principal is Agent, action == Action::"unmask", resource == Column::"shop/customers/email");
+@id("one-table") permit (principal in Group::"t", action == Action::"unmask", resource in Table::"shop/customers");
+@id("by-name") permit (principal in Group::"n", action == Action::"unmask", resource is Column)
+  when { resource.name == "phone" && resource.classification == "pii.phone" && context.environment == "dev" };
+@id("by-place") permit (principal in Group::"p", action == Action::"unmask", resource in Environment::"prod");
+"#;
+    let engine = load_text(text).unwrap();
+    let agent = who(PrincipalKind::Agent, &[]);
+    let table = who(PrincipalKind::Human, &["t"]);
+    let named = who(PrincipalKind::Human, &["n"]);
+    let placed = who(PrincipalKind::Human, &["p"]);
+    let cases = [
+        (&agent, DEV, "customers", "email", "pii.email", true),
+        (&agent, DEV, "customers", "phone", "pii.phone", false),
+        (&agent, PROD, "customers", "email", "pii.email", false),
+        (&agent, DEV, "suppliers", "email", "pii.email", false),
+        (&table, DEV, "customers", "phone", "pii.phone", true),
+        (&table, DEV, "orders", "phone", "pii.phone", false),
+        (&named, DEV, "orders", "phone", "pii.phone", true),
+        (&named, DEV, "orders", "phone", "pii.email", false),
+        (&named, PROD, "orders", "phone", "pii.phone", false),
+        (&placed, PROD, "any", "thing", "", true),
+        (&placed, DEV, "any", "thing", "", false),
+    ];
+    for (caller, place, table, name, class, expected) in cases {
+        let decision =
+            engine.may_unmask(caller, &plain_read(), &column(&place, table, name, class));
+        assert_eq!(
+            decision.allowed, expected,
+            "{caller:?} {place:?} {table}.{name} ({class}): {decision:?}"
+        );
+    }
+}
+
+#[test]
+fn unmask_fails_closed() {
+    // A forbid that errors while evaluating: Cedar would skip it and allow.
+    let text = r#"
+@id("all") permit (principal, action, resource);
+@id("overflows") forbid (principal, action == Action::"unmask", resource) when { 9223372036854775807 + 1 > 0 };
+"#;
+    let engine = load_text(text).unwrap();
+    let reader = who(PrincipalKind::Human, &["pii-readers"]);
+    let email = column(&DEV, "customers", "email", "pii.email");
+    let decision = engine.may_unmask(&reader, &plain_read(), &email);
+    assert!(!decision.allowed, "{decision:?}");
+    assert!(decision.policies.is_empty());
+    assert!(
+        decision.reasons[0].starts_with("denied because policy could not be evaluated for human `caller-1` to unmask column `email`"),
+        "{decision:?}"
+    );
+    assert!(decision.reasons[0].contains("overflow"), "{decision:?}");
+    // Statements are still decided by the set (the erroring forbid is about unmask only).
+    assert_eq!(
+        effect(&engine, &reader, &plain_read(), &DEV, false),
+        Effect::Allow
+    );
+
+    // A permit that errors permits nothing.
+    let engine = load_text(
+        "@id(\"overflows\") permit (principal, action, resource) when { 9223372036854775807 + 1 > 0 };",
+    )
+    .unwrap();
+    assert!(!engine.may_unmask(&reader, &plain_read(), &email).allowed);
+
+    // Odd names stay entity ids: a quote or slash cannot reach another column.
+    let engine = load_text(
+        "@id(\"one\") permit (principal, action == Action::\"unmask\", resource == Column::\"shop/customers/email\");",
+    )
+    .unwrap();
+    for odd in ["email\" || true", "email/", "\"email\""] {
+        let decision = engine.may_unmask(
+            &reader,
+            &plain_read(),
+            &column(&DEV, "customers", odd, "pii.email"),
+        );
+        assert!(!decision.allowed, "{odd}: {decision:?}");
+    }
+    assert!(engine.may_unmask(&reader, &plain_read(), &email).allowed);
+}
+
+#[test]
+fn unmask_follows_reloads_and_keeps_the_set_when_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let grant = "@id(\"grant\") @reason(\"pii readers\")\npermit (principal in Group::\"pii-readers\", action == Action::\"unmask\", resource);\n";
+    let path = write(&dir, "p.cedar", grant);
+    let engine = engine_from(std::slice::from_ref(&path)).unwrap();
+    let reader = who(PrincipalKind::Human, &["pii-readers"]);
+    let email = column(&PROD, "customers", "email", "pii.email");
+    let allowed = || engine.may_unmask(&reader, &plain_read(), &email).allowed;
+    assert!(allowed());
+
+    // A broken file: the error is returned and the grant stays.
+    std::fs::write(&path, "@id(\"grant\") permit (principal, action == Action::\"unmask\", resource) when { resource.clasification == \"x\" };").unwrap();
+    let error = engine.reload().unwrap_err();
+    assert!(error.to_string().contains("clasification"), "{error}");
+    assert!(allowed());
+
+    // A new set that forbids it takes effect at once, although the store is remembered.
+    std::fs::write(&path, format!("{grant}@id(\"no-prod\") @reason(\"not in prod\")\nforbid (principal, action, resource in Environment::\"prod\");\n")).unwrap();
+    assert_eq!(engine.reload().unwrap(), 2);
+    let decision = engine.may_unmask(&reader, &plain_read(), &email);
+    assert!(!decision.allowed, "{decision:?}");
+    assert_eq!(decision.policies, ["no-prod"]);
+    assert_eq!(decision.reasons, ["not in prod"]);
+    // And back.
+    std::fs::write(&path, grant).unwrap();
+    assert_eq!(engine.reload().unwrap(), 1);
+    assert!(allowed());
+}
+
+#[test]
+fn unmask_answers_are_remembered_per_question_and_share_statement_stores() {
+    let engine = built_in();
+    let reader = who(PrincipalKind::Human, &["pii-readers"]);
+    let agent = who(PrincipalKind::Agent, &["pii-readers"]);
+    let read = plain_read();
+    let several = intent(
+        &[(Action::Select, on("customers"))],
+        Flags {
+            multiple_statements: true,
+            ..Flags::default()
+        },
+    );
+    let email = column(&PROD, "customers", "email", "pii.email");
+    // Same column name, another class.
+    let secret = column(&PROD, "customers", "email", "secret.token");
+    // Same column, another datasource.
+    let elsewhere = column(&DEV, "customers", "email", "pii.email");
+    engine.decide(&reader, &read, &PROD, false);
+    for _ in 0..3 {
+        assert!(engine.may_unmask(&reader, &read, &email).allowed);
+        assert!(!engine.may_unmask(&reader, &read, &secret).allowed);
+        assert!(engine.may_unmask(&reader, &read, &elsewhere).allowed);
+        assert!(!engine.may_unmask(&agent, &read, &email).allowed);
+        assert!(!engine.may_unmask(&reader, &several, &email).allowed);
+    }
+    assert_eq!(engine.model.answers_remembered(), 5);
+    // Unmasking uses the caller's store of the column's table, the one the statement on
+    // that table used: reader and agent in prod, reader in dev.
+    assert_eq!(engine.model.stores_remembered(), 3);
+
+    // A failed evaluation is not remembered.
+    let failing = load_text(
+        "@id(\"overflows\") permit (principal, action, resource) when { 9223372036854775807 + 1 > 0 };",
+    )
+    .unwrap();
+    assert!(!failing.may_unmask(&reader, &read, &email).allowed);
+    assert_eq!(failing.model.answers_remembered(), 0);
+}
+
+/// A rough timing of `may_unmask` against the built-in set, for a caller asking about the
+/// same column again (store and context remembered) and about new columns; the criterion
+/// benchmark in benches/decide.rs is the real measurement. Run with
+/// `cargo test --release --lib policy::tests::unmask_timing -- --nocapture`.
+#[test]
+fn unmask_timing() {
+    let engine = built_in();
+    let reader = Principal::for_tests("alice", PrincipalKind::Human, &["pii-readers", "eng"], None);
+    let read = plain_read();
+    let email = column(&PROD, "customers", "email", "pii.email");
+    for _ in 0..500 {
+        engine.may_unmask(&reader, &read, &email);
+    }
+    let rounds: u32 = 5_000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert!(engine.may_unmask(&reader, &read, &email).allowed);
+    }
+    println!(
+        "may_unmask, built-in set, same column: {:?}",
+        started.elapsed() / rounds
+    );
+
+    let names: Vec<String> = (0..rounds).map(|i| format!("column_{i}")).collect();
+    let started = std::time::Instant::now();
+    for name in &names {
+        let fresh = column(&PROD, "customers", name, "pii.email");
+        assert!(engine.may_unmask(&reader, &read, &fresh).allowed);
+    }
+    println!(
+        "may_unmask, built-in set, new column: {:?}",
+        started.elapsed() / rounds
+    );
+}

@@ -10,7 +10,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// File name of the SQLite control store inside the data directory.
 pub const SQLITE_FILE: &str = "control.db";
@@ -69,10 +71,14 @@ impl ControlStore {
     }
 
     async fn open_sqlite(options: SqliteConnectOptions) -> Result<ControlStore, StoreError> {
-        // WAL lets readers (audit queries, later) run beside the single writer.
+        // WAL lets readers (audit queries) run beside the single writer. FULL syncs the WAL
+        // on every commit: an audit event acknowledged to a caller must survive a power
+        // loss, which WAL's usual NORMAL does not promise. Set explicitly because sqlx
+        // leaves it to the compile-time default.
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

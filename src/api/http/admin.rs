@@ -36,8 +36,8 @@ pub struct ReloadResponse {
 )]
 pub async fn reload(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    Caller(caller): Caller,
 ) -> Result<axum::Json<ReloadResponse>, Problem> {
-    let policies = state.gateway.reload_policies(&principal)?;
+    let policies = state.gateway.reload_policies(&caller).await?;
     Ok(axum::Json(ReloadResponse { policies }))
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::Problem;
 use super::extract::Caller;
-use crate::datasource::TableSchema;
+use crate::gateway::SchemaTable;
 
 /// A datasource callers can query.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,6 +34,13 @@ pub struct ColumnSchemaOut {
     #[serde(rename = "type")]
     pub type_name: String,
     pub nullable: bool,
+    /// Classes of sensitive data the column holds (`pii.email`, `secret.token`, …), from
+    /// configuration, its name and type, and sampled values. Empty: not classified (the
+    /// value detectors still scan its text).
+    pub classifications: Vec<String>,
+    /// Whether you get this column's values masked. Conditions on a masked column
+    /// (WHERE, JOIN, GROUP BY, ORDER BY) are refused: select it instead.
+    pub masked: bool,
 }
 
 /// A table (or view) and its columns.
@@ -48,8 +55,8 @@ pub struct TableOut {
 #[schema(example = json!({
     "datasource": "shop",
     "tables": [{"name": "orders", "columns": [
-        {"name": "id", "type": "integer", "nullable": false},
-        {"name": "status", "type": "text", "nullable": false}
+        {"name": "id", "type": "integer", "nullable": false, "classifications": [], "masked": false},
+        {"name": "email", "type": "text", "nullable": false, "classifications": ["pii.email"], "masked": true}
     ]}]
 }))]
 pub struct SchemaOut {
@@ -57,7 +64,7 @@ pub struct SchemaOut {
     pub tables: Vec<TableOut>,
 }
 
-fn table_out(table: TableSchema) -> TableOut {
+fn table_out(table: SchemaTable) -> TableOut {
     TableOut {
         name: table.name,
         columns: table
@@ -67,6 +74,12 @@ fn table_out(table: TableSchema) -> TableOut {
                 name: c.name,
                 type_name: c.type_name,
                 nullable: c.nullable,
+                classifications: c
+                    .classifications
+                    .iter()
+                    .map(|class| class.as_str().to_owned())
+                    .collect(),
+                masked: c.masked,
             })
             .collect(),
     }
@@ -105,7 +118,9 @@ pub async fn list(State(state): State<AppState>, Caller(_): Caller) -> axum::Jso
 /// Describe a datasource's tables
 ///
 /// Lists the tables and views of one datasource with their columns and database types,
-/// read live from the database's catalog. Use it to write correct SQL before querying.
+/// read live from the database's catalog, and for each column its classification and
+/// whether your results show it masked. Use it to write correct SQL before querying, and
+/// to avoid conditions on masked columns (they are refused).
 #[utoipa::path(
     get,
     path = "/v1/datasources/{name}/schema",
@@ -116,16 +131,16 @@ pub async fn list(State(state): State<AppState>, Caller(_): Caller) -> axum::Jso
         (status = 200, description = "Tables and columns.", body = SchemaOut),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`unknown_datasource`.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`datasource_unavailable`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`datasource_unavailable` or `audit_unavailable`.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn schema(
     State(state): State<AppState>,
-    Caller(_): Caller,
+    Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<SchemaOut>, Problem> {
-    let tables = state.gateway.schema(&name).await?;
+    let tables = state.gateway.schema(&caller, &name).await?;
     Ok(axum::Json(SchemaOut {
         datasource: name,
         tables: tables.into_iter().map(table_out).collect(),

@@ -9,8 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::approval::ApprovalError;
 use crate::gateway::GatewayError;
 use crate::policy::Decision;
+use crate::telemetry::RequestOutcome;
 
 /// An RFC 9457 problem. `code` is the member to branch on.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,7 +28,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub problem_type: String,
     /// Short summary of the problem kind.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
     /// What exactly was wrong with this request, and how to fix it.
@@ -43,13 +45,23 @@ pub struct Problem {
     /// such route), `method_not_allowed` (405), `payload_too_large` (413), `denied` (403:
     /// policy denies this statement; see `decision.reasons`), `approval_required` (403:
     /// policy requires approval by `decision.approver_groups` first), `invalid_policy`
-    /// (422: a policy reload failed; the previous policies stay in force).
-    pub code: String,
+    /// (422: a policy reload failed; the previous policies stay in force),
+    /// `masked_value_write` (422: a write would store masked output over real data),
+    /// `audit_unavailable` (503: the audit trail cannot record the request, so it did not
+    /// run), `masking_failed` (500: the result could not be masked and is withheld),
+    /// approvals: `approval_not_found` (404), `approval_expired` (410), `approval_used`
+    /// (409: an approval runs once), `approval_mismatch` (403: not the statement,
+    /// parameters, datasource or requester that was approved), `not_an_approver` (403),
+    /// `self_approval` (403), `approval_not_pending` (409), `already_voted` (409).
+    pub code: &'static str,
     /// For `denied` and `approval_required`: the policy decision, with the ids of the
     /// determining policies and the human-readable reasons.
     /// Boxed: most problems carry none, and a small error type keeps `Result`s cheap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Box<DecisionOut>>,
+    /// The decision's effect, for the request metrics.
+    #[serde(skip)]
+    effect: Option<&'static str>,
 }
 
 /// A policy decision.
@@ -93,19 +105,20 @@ impl From<&Decision> for DecisionOut {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
         Problem {
+            effect: None,
             problem_type: format!("urn:gatehouse:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
-            code: code.to_owned(),
+            code,
             decision: None,
         }
     }
 
-    fn with_title(mut self, title: &str) -> Problem {
-        title.clone_into(&mut self.title);
+    fn with_title(mut self, title: &'static str) -> Problem {
+        self.title = title;
         self
     }
 
@@ -137,10 +150,38 @@ impl From<GatewayError> for Problem {
             GatewayError::DatasourceUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Datasource unavailable")
             }
+            GatewayError::MaskedValueWrite(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "Masked value in a write")
+            }
+            GatewayError::AuditUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Audit trail unavailable")
+            }
+            GatewayError::MaskingFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Masking failed"),
+            GatewayError::Approval(error) => approval_status(error),
         };
         let mut problem = Problem::new(status, error.code(), error.to_string()).with_title(title);
         problem.decision = error.decision().map(|d| Box::new(DecisionOut::from(d)));
+        problem.effect = error.decision().map(|d| d.effect.as_str());
         problem
+    }
+}
+
+/// Status and title of each approval refusal.
+fn approval_status(error: &ApprovalError) -> (StatusCode, &'static str) {
+    match error {
+        ApprovalError::NotFound(_) => (StatusCode::NOT_FOUND, "Approval not found"),
+        ApprovalError::Expired(_) => (StatusCode::GONE, "Approval expired"),
+        ApprovalError::Used { .. } => (StatusCode::CONFLICT, "Approval already used"),
+        ApprovalError::Mismatch { .. } => (StatusCode::FORBIDDEN, "Approval does not match"),
+        ApprovalError::NotAnApprover { .. } => (StatusCode::FORBIDDEN, "Not an approver"),
+        ApprovalError::SelfApproval(_) => (StatusCode::FORBIDDEN, "Self-approval"),
+        ApprovalError::NotPending { .. } => (StatusCode::CONFLICT, "Approval not pending"),
+        ApprovalError::AlreadyVoted(_) => (StatusCode::CONFLICT, "Already voted"),
+        ApprovalError::NotExecuting { .. } => (StatusCode::CONFLICT, "Approval not executing"),
+        ApprovalError::Invalid(_) => (StatusCode::BAD_REQUEST, "Invalid approval"),
+        ApprovalError::Store(_) | ApprovalError::Corrupt { .. } | ApprovalError::Events(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Approvals unavailable")
+        }
     }
 }
 
@@ -148,6 +189,10 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(&self)).into_response();
+        response.extensions_mut().insert(RequestOutcome {
+            code: self.code,
+            effect: self.effect,
+        });
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

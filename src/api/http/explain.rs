@@ -158,10 +158,10 @@ impl From<Explanation> for ExplainResponse {
 )]
 pub async fn explain(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    Caller(caller): Caller,
     Body(body): Body<QueryBody>,
 ) -> Result<axum::Json<ExplainResponse>, Problem> {
     let request = body.into_request()?;
-    let explanation = state.gateway.explain(&principal, &request)?;
+    let explanation = state.gateway.explain(&caller, &request).await?;
     Ok(axum::Json(explanation.into()))
 }

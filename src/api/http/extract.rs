@@ -9,10 +9,25 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::Problem;
-use crate::identity::Principal;
+use crate::gateway::{self, RequestContext};
 
-/// The verified caller. A handler that takes a `Caller` cannot run unauthenticated.
-pub struct Caller(pub Principal);
+/// What the audit trail records about the request besides the token.
+fn context(parts: &Parts) -> RequestContext {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    RequestContext::from_headers(peer, |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    })
+}
+
+/// The verified caller with its request context. A handler that takes a `Caller` cannot
+/// run unauthenticated.
+pub struct Caller(pub gateway::Caller);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
@@ -20,14 +35,14 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let header = match parts.headers.get(AUTHORIZATION) {
             Some(value) => Some(value.to_str().map_err(|_| {
-                Problem::from(crate::gateway::GatewayError::InvalidRequest(
+                Problem::from(gateway::GatewayError::InvalidRequest(
                     "the authorization header is not valid ASCII".to_owned(),
                 ))
             })?),
             None => None,
         };
-        let principal = state.gateway.authenticate(header).await?;
-        Ok(Caller(principal))
+        let caller = state.gateway.authenticate(header, context(parts)).await?;
+        Ok(Caller(caller))
     }
 }
 

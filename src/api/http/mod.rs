@@ -4,16 +4,24 @@
 //! - [`query`]: `POST /v1/query`
 //! - [`explain`]: `POST /v1/explain`
 //! - [`admin`]: `POST /v1/admin/reload`
+//! - [`approvals`]: `GET /v1/approvals`, `GET /v1/approvals/{id}`, `POST …/approve`,
+//!   `POST …/reject`, `GET /v1/approvals/events` (SSE)
+//! - [`audit`]: `GET /v1/audit/events`, `GET /v1/audit/verify`
 //! - [`datasources`]: `GET /v1/datasources`, `GET /v1/datasources/{name}/schema`
 //! - [`health`]: `GET /healthz`, `GET /readyz`
 //! - `GET /openapi.json` and `GET /docs` (Scalar) describe all of the above.
+//! - [`metrics`]: `GET /metrics` for Prometheus, outside the OpenAPI document, and the
+//!   middleware that counts and times every request.
 
 pub mod admin;
+pub mod approvals;
+pub mod audit;
 pub mod datasources;
 pub mod error;
 pub mod explain;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod query;
 
 use std::sync::Arc;
@@ -50,7 +58,9 @@ pub struct AppState {
         (name = "query", description = "Run SQL statements."),
         (name = "datasources", description = "Discover datasources and their schemas."),
         (name = "health", description = "Liveness and readiness probes; no token needed."),
-        (name = "admin", description = "Operations for group `admin`.")
+        (name = "admin", description = "Operations for group `admin`."),
+        (name = "approvals", description = "Approval requests for high-risk statements: list, wait for, approve, reject, watch."),
+        (name = "audit", description = "The tamper-evident audit trail, for group `auditor`: SIEM pull and chain verification.")
     )
 )]
 struct ApiDoc;
@@ -81,6 +91,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(query::query))
         .routes(routes!(explain::explain))
         .routes(routes!(admin::reload))
+        .routes(routes!(approvals::list))
+        .routes(routes!(approvals::events))
+        .routes(routes!(approvals::get))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::reject))
+        .routes(routes!(audit::events))
+        .routes(routes!(audit::verify))
         .routes(routes!(datasources::list))
         .routes(routes!(datasources::schema))
         .routes(routes!(health::healthz))
@@ -108,6 +125,7 @@ pub fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
             }
         }),
     )
+    .route("/metrics", get(metrics::scrape))
     .merge(Scalar::with_url("/docs", openapi))
     .fallback(|| async {
         Problem::new(
@@ -126,5 +144,6 @@ pub fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
     // Enforced by the body extractor, so an oversized body becomes a problem response.
     .layer(DefaultBodyLimit::max(max_body_bytes))
     .layer(TraceLayer::new_for_http())
+    .layer(axum::middleware::from_fn(metrics::track))
     .with_state(AppState { gateway })
 }

@@ -1,6 +1,13 @@
 //! The gRPC service `gatehouse.v1.Gatehouse`: the same pipeline as REST, with typed values
 //! as a proto oneof. Errors carry the status code that matches the REST status and the
 //! same machine-readable code in the `gatehouse-code` metadata.
+//!
+//! One file per service: `Gatehouse` here, [`audit`] for `Audit`, [`approvals`] for
+//! `Approvals`.
+
+pub mod approvals;
+pub mod audit;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -8,8 +15,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use crate::datasource::{Param, Value};
-use crate::gateway::{Gateway, GatewayError, QueryRequest};
-use crate::identity::Principal;
+use crate::gateway::{Caller, Gateway, GatewayError, QueryReply, QueryRequest, RequestContext};
 use crate::intent::Intent;
 use crate::policy::Decision;
 use crate::proto;
@@ -24,27 +30,43 @@ impl GatehouseService {
         GatehouseService { gateway }
     }
 
-    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let header = match request.metadata().get("authorization") {
-            Some(value) => Some(value.to_str().map_err(|_| {
-                status(GatewayError::InvalidRequest(
-                    "the authorization metadata is not valid ASCII".to_owned(),
-                ))
-            })?),
-            None => None,
-        };
-        self.gateway.authenticate(header).await.map_err(status)
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        authenticate(&self.gateway, request).await
     }
 }
 
+/// The verified caller of a gRPC request, with what the audit trail records about it.
+pub(crate) async fn authenticate<T>(
+    gateway: &Gateway,
+    request: &Request<T>,
+) -> Result<Caller, Status> {
+    let header = match request.metadata().get("authorization") {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            status(GatewayError::InvalidRequest(
+                "the authorization metadata is not valid ASCII".to_owned(),
+            ))
+        })?),
+        None => None,
+    };
+    let context = RequestContext::from_headers(request.remote_addr(), |name| {
+        request
+            .metadata()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    });
+    gateway.authenticate(header, context).await.map_err(status)
+}
+
 /// The one place gateway errors become gRPC statuses.
-fn status(error: GatewayError) -> Status {
+pub(crate) fn status(error: GatewayError) -> Status {
     use tonic::Code;
     let code = match &error {
         GatewayError::Unauthenticated(_) => Code::Unauthenticated,
-        GatewayError::IdentityUnavailable | GatewayError::DatasourceUnavailable(_) => {
-            Code::Unavailable
-        }
+        GatewayError::IdentityUnavailable
+        | GatewayError::DatasourceUnavailable(_)
+        | GatewayError::AuditUnavailable => Code::Unavailable,
+        GatewayError::MaskedValueWrite(_) => Code::InvalidArgument,
+        GatewayError::MaskingFailed(_) => Code::Internal,
         GatewayError::InvalidRequest(_)
         | GatewayError::UnparseableSql(_)
         | GatewayError::UnsupportedType(_) => Code::InvalidArgument,
@@ -53,6 +75,7 @@ fn status(error: GatewayError) -> Status {
         | GatewayError::Denied { .. }
         | GatewayError::ApprovalRequired { .. } => Code::PermissionDenied,
         GatewayError::InvalidPolicy(_) => Code::FailedPrecondition,
+        GatewayError::Approval(error) => approvals::code(error),
         GatewayError::Timeout { .. } => Code::DeadlineExceeded,
         // The database rejected the statement: not retryable as is, so not UNAVAILABLE.
         GatewayError::Database(_) => Code::FailedPrecondition,
@@ -64,7 +87,7 @@ fn status(error: GatewayError) -> Status {
     status
 }
 
-fn decision(decision: &Decision) -> proto::Decision {
+pub(crate) fn decision(decision: &Decision) -> proto::Decision {
     proto::Decision {
         effect: decision.effect.as_str().to_owned(),
         policies: decision.policies.clone(),
@@ -118,11 +141,21 @@ fn query_request(body: proto::QueryRequest) -> Result<QueryRequest, Status> {
         .enumerate()
         .map(|(i, v)| param(i, v))
         .collect::<Result<Vec<_>, _>>()?;
+    let approval_id = if body.approval_id.is_empty() {
+        None
+    } else {
+        Some(body.approval_id.parse().map_err(|_| {
+            status(GatewayError::InvalidRequest(
+                "`approval_id` is not an approval id (a UUID)".to_owned(),
+            ))
+        })?)
+    };
     Ok(QueryRequest {
         datasource: body.datasource,
         sql: body.sql,
         params,
         max_rows: body.max_rows,
+        approval_id,
     })
 }
 
@@ -202,23 +235,36 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<proto::QueryRequest>,
     ) -> Result<Response<proto::QueryResponse>, Status> {
-        let principal = self.authenticate(&request).await?;
+        let caller = self.authenticate(&request).await?;
         let request = query_request(request.into_inner())?;
-        let outcome = self
-            .gateway
-            .query(&principal, request)
-            .await
-            .map_err(status)?;
+        let outcome = match self.gateway.query(&caller, request).await.map_err(status)? {
+            QueryReply::Ran(outcome) => *outcome,
+            QueryReply::AwaitingApproval(pending) => {
+                return Ok(Response::new(proto::QueryResponse {
+                    request_id: pending.request_id.to_string(),
+                    decision: Some(decision(&pending.decision)),
+                    approval: Some(approvals::to_proto(&pending.approval)),
+                    ..proto::QueryResponse::default()
+                }));
+            }
+        };
         let result = outcome.result;
+        let mut masking = outcome.masking.columns.into_iter();
         Ok(Response::new(proto::QueryResponse {
             columns: result
                 .columns
                 .into_iter()
-                .map(|c| proto::Column {
-                    name: c.name,
-                    r#type: c.type_name,
+                .map(|c| {
+                    let masked = masking.next().unwrap_or_default();
+                    proto::Column {
+                        name: c.name,
+                        r#type: c.type_name,
+                        masked: masked.masked,
+                        classifications: masked.classifications,
+                    }
                 })
                 .collect(),
+            masked_values: outcome.masking.masked_values,
             row_count: result.rows.len() as u64,
             rows: result
                 .rows
@@ -232,6 +278,7 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
             elapsed_ms: outcome.elapsed.as_millis() as u64,
             request_id: outcome.request_id.to_string(),
             decision: Some(decision(&outcome.decision)),
+            approval: None,
         }))
     }
 
@@ -239,9 +286,13 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<proto::QueryRequest>,
     ) -> Result<Response<proto::ExplainResponse>, Status> {
-        let principal = self.authenticate(&request).await?;
+        let caller = self.authenticate(&request).await?;
         let request = query_request(request.into_inner())?;
-        let explanation = self.gateway.explain(&principal, &request).map_err(status)?;
+        let explanation = self
+            .gateway
+            .explain(&caller, &request)
+            .await
+            .map_err(status)?;
         Ok(Response::new(proto::ExplainResponse {
             datasource: explanation.datasource,
             environment: explanation.environment,
@@ -255,8 +306,12 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<proto::ReloadPoliciesRequest>,
     ) -> Result<Response<proto::ReloadPoliciesResponse>, Status> {
-        let principal = self.authenticate(&request).await?;
-        let policies = self.gateway.reload_policies(&principal).map_err(status)?;
+        let caller = self.authenticate(&request).await?;
+        let policies = self
+            .gateway
+            .reload_policies(&caller)
+            .await
+            .map_err(status)?;
         Ok(Response::new(proto::ReloadPoliciesResponse {
             policies: policies as u64,
         }))
@@ -286,9 +341,9 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<proto::GetSchemaRequest>,
     ) -> Result<Response<proto::GetSchemaResponse>, Status> {
-        self.authenticate(&request).await?;
+        let caller = self.authenticate(&request).await?;
         let name = request.into_inner().datasource;
-        let tables = self.gateway.schema(&name).await.map_err(status)?;
+        let tables = self.gateway.schema(&caller, &name).await.map_err(status)?;
         Ok(Response::new(proto::GetSchemaResponse {
             datasource: name,
             tables: tables
@@ -302,6 +357,12 @@ impl proto::gatehouse_server::Gatehouse for GatehouseService {
                             name: c.name,
                             r#type: c.type_name,
                             nullable: c.nullable,
+                            classifications: c
+                                .classifications
+                                .iter()
+                                .map(|class| class.as_str().to_owned())
+                                .collect(),
+                            masked: c.masked,
                         })
                         .collect(),
                 })
