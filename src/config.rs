@@ -78,6 +78,10 @@ pub struct MaskingConfig {
     /// Rows sampled per table at catalog load to confirm classifications by value
     /// detection; 0 turns sampling off.
     pub sample_rows: u32,
+    /// Seconds a datasource's classified catalog is used before it is read (and sampled)
+    /// again, to see tables and data changed outside Gatehouse. DDL through Gatehouse
+    /// reloads it at once. 0 reads it for every statement and schema request.
+    pub catalog_max_age_s: u64,
     /// File holding the key of `hmac` tokens. Default: `masking.key` in the data
     /// directory, generated on first start (mode 0600). Tokens are stable for as long as
     /// the key is.
@@ -94,6 +98,7 @@ impl Default for MaskingConfig {
         MaskingConfig {
             predicates: PredicateRule::Deny,
             sample_rows: 50,
+            catalog_max_age_s: 60,
             hmac_key_file: None,
             strategies: BTreeMap::new(),
             columns: Vec::new(),

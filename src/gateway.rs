@@ -74,6 +74,9 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// The W3C trace id from an incoming `traceparent`, so audit events join traces.
     pub trace_id: Option<String>,
+    /// The incoming `traceparent` itself when its trace id is well formed: the query span
+    /// continues the caller's trace (see [`crate::telemetry::continue_trace`]).
+    pub traceparent: Option<String>,
 }
 
 impl RequestContext {
@@ -85,10 +88,15 @@ impl RequestContext {
         header: impl Fn(&str) -> Option<&'h str>,
     ) -> RequestContext {
         let text = |name: &str| header(name).map(|value| value.chars().take(512).collect());
+        let traceparent: Option<String> = text("traceparent");
+        let trace_id = traceparent
+            .as_deref()
+            .and_then(RequestContext::trace_id_from_traceparent);
         RequestContext {
             client_address: peer.map(|addr| addr.ip().to_string()),
             user_agent: text("user-agent"),
-            trace_id: header("traceparent").and_then(RequestContext::trace_id_from_traceparent),
+            traceparent: traceparent.filter(|_| trace_id.is_some()),
+            trace_id,
         }
     }
 
@@ -360,7 +368,7 @@ impl Gateway {
     /// it. Failures are logged; the catalog then loads on first use.
     pub async fn warm_catalogs(&self) {
         for datasource in self.datasources.iter() {
-            if let Err(error) = self.masking.refresh(datasource).await {
+            if let Err(error) = self.masking.catalog(datasource).await {
                 tracing::warn!(datasource = %datasource.name(), %error, "catalog not loaded yet; it loads on first use");
             }
         }
@@ -500,7 +508,7 @@ impl Gateway {
         let datasource = self.datasource(name)?;
         let catalog = self
             .masking
-            .refresh(datasource)
+            .catalog(datasource)
             .await
             .map_err(events::catalog_error)?;
         // Unmask questions are asked in the context of a plain read of the table.

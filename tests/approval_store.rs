@@ -1062,3 +1062,52 @@ async fn without_redis_replicas_sharing_a_store_still_wake() {
         "{took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_sharing_a_redis_keep_to_their_own_channel() {
+    let (ours, theirs) = (postgres().await, postgres().await);
+    let (our_id, their_id) = (
+        ours.store.store_id().await.unwrap(),
+        theirs.store.store_id().await.unwrap(),
+    );
+    assert_ne!(our_id, their_id, "each control store has its own id");
+    let redis = RedisConfig {
+        url: Some(redis_url()),
+    };
+    let replica = Approvals::start(ours.store.clone(), &config(3600), &redis)
+        .await
+        .unwrap();
+
+    // Listen to every approval channel, as a stranger on the same Redis could.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut listener = client.get_async_pubsub().await.unwrap();
+    listener
+        .psubscribe(format!("{}*", gatehouse::approval::REDIS_CHANNEL_PREFIX))
+        .await
+        .unwrap();
+    let agent = agent().await;
+    let created = replica.create(request(&agent, 1)).await.unwrap();
+
+    let mut messages = listener.on_message();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let message = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut messages))
+            .await
+            .expect("the creation is published within 5 s")
+            .unwrap();
+        let payload: Value = serde_json::from_slice(message.get_payload_bytes()).unwrap();
+        if payload["id"] != json!(created.id) {
+            continue; // another test's deployment, on its own channel
+        }
+        assert_eq!(
+            message.get_channel_name(),
+            gatehouse::approval::redis_channel(&our_id)
+        );
+        assert_ne!(
+            message.get_channel_name(),
+            gatehouse::approval::redis_channel(&their_id)
+        );
+        assert_eq!(payload["kind"], "created");
+        break;
+    }
+}

@@ -1063,3 +1063,86 @@ async fn ddl_through_the_service_refreshes_classification() {
     .await;
     assert_probing_refused(&probe, "leads.ssn");
 }
+
+#[tokio::test]
+async fn catalogs_are_read_again_once_past_their_age() {
+    let db = TestDb::sqlite();
+    db.exec("CREATE TABLE visits (id INTEGER PRIMARY KEY, page TEXT)")
+        .await;
+    let datasource = datasource_toml("site", "dev", &db, "");
+    let kept = TestServer::start(&format!(
+        "[masking]\ncatalog_max_age_s = 3600\n{datasource}"
+    ))
+    .await;
+    let live = TestServer::start(&format!("[masking]\ncatalog_max_age_s = 0\n{datasource}")).await;
+    let has_table = |schema: &Value, name: &str| {
+        schema["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .any(|table| table["name"] == name)
+    };
+    for server in [&kept, &live] {
+        let schema = server
+            .get("/v1/datasources/site/schema", Some(&server.agent_token()))
+            .await;
+        assert!(has_table(schema.ok(), "visits"));
+        assert!(!has_table(schema.ok(), "leads"));
+    }
+
+    // A table made outside Gatehouse, say by a migration tool.
+    db.exec(
+        "CREATE TABLE leads (id INTEGER PRIMARY KEY, email TEXT);
+         INSERT INTO leads VALUES (1, 'lead.one@example.org');",
+    )
+    .await;
+    let select = "SELECT id, email FROM leads";
+
+    // Within its age the kept catalog does not know it, so nothing of the table can be
+    // traced and every column is masked as unresolved (fail closed).
+    let agent = kept.agent_token();
+    let schema = kept.get("/v1/datasources/site/schema", Some(&agent)).await;
+    assert!(!has_table(schema.ok(), "leads"));
+    let reply = run(&kept, &agent, "site", select, json!([])).await;
+    let body = reply.ok();
+    for name in ["id", "email"] {
+        assert_eq!(column(body, name).1["masked"], true, "{name}");
+        assert_eq!(
+            classifications(column(body, name).1),
+            ["unresolved"],
+            "{name}"
+        );
+    }
+    assert!(!body.to_string().contains("lead.one"), "{body}");
+
+    // The live one reads it again for each request: classified by name.
+    let agent = live.agent_token();
+    let schema = live.get("/v1/datasources/site/schema", Some(&agent)).await;
+    assert_eq!(
+        classifications(schema_column(schema.ok(), "leads", "email")),
+        ["pii.email"]
+    );
+    let reply = run(&live, &agent, "site", select, json!([])).await;
+    assert_eq!(
+        classifications(column(reply.ok(), "email").1),
+        ["pii.email"]
+    );
+
+    // DDL through Gatehouse reloads the kept catalog at once, whatever its age.
+    let agent = kept.agent_token();
+    run(
+        &kept,
+        &agent,
+        "site",
+        "CREATE TABLE referrals (id INTEGER PRIMARY KEY)",
+        json!([]),
+    )
+    .await
+    .ok();
+    let schema = kept.get("/v1/datasources/site/schema", Some(&agent)).await;
+    assert!(has_table(schema.ok(), "referrals"));
+    assert_eq!(
+        classifications(schema_column(schema.ok(), "leads", "email")),
+        ["pii.email"]
+    );
+}

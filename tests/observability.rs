@@ -218,7 +218,8 @@ impl Drop for Served {
 }
 
 /// Starts the binary and returns it with its REST base URL, read from the welcome text.
-fn serve(data_dir: &Path, stderr: File, env: &[(&str, &str)]) -> (Served, String) {
+/// Starts the binary; returns it with its REST base URL and gRPC address.
+fn serve(data_dir: &Path, stderr: File, env: &[(&str, &str)]) -> (Served, String, String) {
     let mut command = Command::new(BIN);
     command
         .args(["serve", "--data-dir"])
@@ -249,17 +250,27 @@ fn serve(data_dir: &Path, stderr: File, env: &[(&str, &str)]) -> (Served, String
     let (address_tx, address_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.trim().strip_prefix("REST  ")
-                && let Some(http) = rest.split_whitespace().next()
-            {
-                let _ = address_tx.send(http.to_owned());
+            for prefix in ["REST  ", "gRPC  "] {
+                if let Some(rest) = line.trim().strip_prefix(prefix)
+                    && let Some(address) = rest.split_whitespace().next()
+                {
+                    let _ = address_tx.send((prefix, address.to_owned()));
+                }
             }
         }
     });
-    let http = address_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the REST address is printed");
-    (served, http)
+    let (mut http, mut grpc) = (None, None);
+    while http.is_none() || grpc.is_none() {
+        let (prefix, address) = address_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the REST and gRPC addresses are printed");
+        if prefix == "REST  " {
+            http = Some(address);
+        } else {
+            grpc = Some(address);
+        }
+    }
+    (served, http.unwrap(), grpc.unwrap())
 }
 
 fn token(data_dir: &Path) -> String {
@@ -324,7 +335,7 @@ async fn the_binary_exports_spans_over_otlp_and_flushes_them_on_sigterm_and_logs
     let data_dir = dir.path().join("data");
     let log_path = dir.path().join("stderr.log");
     let endpoint = collector.endpoint();
-    let (served, http) = serve(
+    let (served, http, grpc) = serve(
         &data_dir,
         File::create(&log_path).unwrap(),
         &[
@@ -344,12 +355,15 @@ async fn the_binary_exports_spans_over_otlp_and_flushes_them_on_sigterm_and_logs
         "sql": format!("SELECT full_name, email, created_at FROM customers WHERE created_at <> ? AND created_at <> '{literal}' ORDER BY id LIMIT 3"),
         "params": [sentinel],
     });
+    // The caller's own trace, which the request's spans continue.
+    let (caller_trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     let mut answer = None;
     let mut last_error = String::new();
     for _ in 0..300 {
         match client
             .post(format!("{http}/v1/query"))
             .bearer_auth(&token)
+            .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
             .json(&body)
             .send()
             .await
@@ -383,6 +397,28 @@ async fn the_binary_exports_spans_over_otlp_and_flushes_them_on_sigterm_and_logs
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    // Over gRPC there is no HTTP span: the query's own span continues the caller's trace.
+    let grpc_trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut request = common::authed(
+        gatehouse::proto::QueryRequest {
+            datasource: "shop".into(),
+            sql: "SELECT count(*) FROM orders".into(),
+            params: vec![],
+            max_rows: None,
+            approval_id: String::new(),
+        },
+        &token,
+    );
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{grpc_trace}-{caller_span}-01").parse().unwrap(),
+    );
+    gatehouse::proto::gatehouse_client::GatehouseClient::connect(format!("http://{grpc}"))
+        .await
+        .expect("gRPC connects")
+        .query(request)
+        .await
+        .expect("the gRPC query runs");
 
     // The batch exporter holds spans for seconds; stopping must send them anyway.
     tokio::task::block_in_place(|| terminate(served));
@@ -390,14 +426,40 @@ async fn the_binary_exports_spans_over_otlp_and_flushes_them_on_sigterm_and_logs
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     let query_span = spans
         .iter()
-        .find(|s| s.name == "gateway.query")
-        .unwrap_or_else(|| panic!("no gateway.query span among {names:?}"));
+        .find(|s| s.name == "gateway.query" && s.trace_id == caller_trace)
+        .unwrap_or_else(|| panic!("no gateway.query span in the caller's trace among {names:?}"));
     // The collector renders attribute values with their protobuf wrapper.
     let datasource = query_span.attributes.get("datasource");
     assert!(
         datasource.is_some_and(|value| value.contains("\"shop\"")),
         "{datasource:?}"
     );
+    // The request continues the caller's trace: its HTTP span is a child of the caller's
+    // span, and the pipeline's spans sit under it in the same trace.
+    let request_span = spans
+        .iter()
+        .find(|s| s.name == "http.request" && s.trace_id == query_span.trace_id)
+        .unwrap_or_else(|| panic!("no http.request span in the query's trace among {names:?}"));
+    assert_eq!(
+        (
+            request_span.trace_id.as_str(),
+            request_span.parent_span_id.as_str()
+        ),
+        (caller_trace, caller_span)
+    );
+    assert_eq!(query_span.parent_span_id, request_span.span_id);
+    for stage in ["stage.intent", "stage.policy", "stage.execute"] {
+        let span = spans
+            .iter()
+            .find(|s| s.name == stage && s.trace_id == caller_trace)
+            .unwrap_or_else(|| panic!("no {stage} span in the caller's trace"));
+        assert_eq!(span.parent_span_id, query_span.span_id, "{stage}");
+    }
+    let grpc_query = spans
+        .iter()
+        .find(|s| s.name == "gateway.query" && s.trace_id == grpc_trace)
+        .unwrap_or_else(|| panic!("no gateway.query span in the gRPC caller's trace"));
+    assert_eq!(grpc_query.parent_span_id, caller_span);
     let exported = serde_json::to_string(&spans).unwrap();
 
     let logs = std::fs::read_to_string(&log_path).unwrap();

@@ -22,8 +22,14 @@ use super::error::ApprovalError;
 use super::model::{Approval, ApprovalEvent, EventKind};
 use super::store;
 
-/// The Redis channel replicas share.
-pub const REDIS_CHANNEL: &str = "gatehouse:approvals";
+/// The Redis channel replicas share: this prefix and the control store's id, so replicas
+/// of one deployment hear each other and deployments sharing a Redis do not.
+pub const REDIS_CHANNEL_PREFIX: &str = "gatehouse:approvals:";
+
+/// The channel for the replicas sharing `store_id`.
+pub fn redis_channel(store_id: &str) -> String {
+    format!("{REDIS_CHANNEL_PREFIX}{store_id}")
+}
 
 /// Events buffered per local subscriber before a slow one starts missing some (it then
 /// sees `RecvError::Lagged` and should re-read what it shows).
@@ -120,7 +126,8 @@ pub(super) struct RedisLink {
     pub(super) tasks: Vec<JoinHandle<()>>,
 }
 
-/// Connects to Redis, subscribes to [`REDIS_CHANNEL`] and starts both tasks. Fails when
+/// Connects to Redis, subscribes to this store's channel ([`redis_channel`]) and starts
+/// both tasks. Fails when
 /// Redis cannot be reached now (a configured but absent Redis is an operator error worth
 /// refusing to start over); later outages are retried in the background.
 pub(super) async fn connect_redis(
@@ -130,8 +137,13 @@ pub(super) async fn connect_redis(
 ) -> Result<RedisLink, ApprovalError> {
     let client = redis::Client::open(url)
         .map_err(|e| ApprovalError::Events(format!("invalid [redis] url: {e}")))?;
+    let store_id = store
+        .store_id()
+        .await
+        .map_err(|e| ApprovalError::Events(format!("cannot read the control store's id: {e}")))?;
+    let channel: Arc<str> = redis_channel(&store_id).into();
     let publisher = timed(client.get_multiplexed_async_connection()).await?;
-    let subscriber = subscribe(&client).await?;
+    let subscriber = subscribe(&client, &channel).await?;
 
     let (queue, outgoing) = mpsc::channel(OUTBOUND_CAPACITY);
     emitter.redis = Some(queue);
@@ -141,9 +153,10 @@ pub(super) async fn connect_redis(
         store,
         local: emitter.local.clone(),
         live: Arc::clone(&live),
+        channel: Arc::clone(&channel),
     };
     let tasks = vec![
-        tokio::spawn(publish(client.clone(), publisher, outgoing)),
+        tokio::spawn(publish(client.clone(), channel, publisher, outgoing)),
         tokio::spawn(relay.run(client, subscriber)),
     ];
     Ok(RedisLink { live, tasks })
@@ -162,9 +175,12 @@ async fn timed<T>(
     }
 }
 
-async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSub, ApprovalError> {
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> Result<redis::aio::PubSub, ApprovalError> {
     let mut pubsub = timed(client.get_async_pubsub()).await?;
-    timed(pubsub.subscribe(REDIS_CHANNEL)).await?;
+    timed(pubsub.subscribe(channel)).await?;
     Ok(pubsub)
 }
 
@@ -173,6 +189,7 @@ async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSub, Approva
 /// change on their next read of the store.
 async fn publish(
     client: redis::Client,
+    channel: Arc<str>,
     connection: redis::aio::MultiplexedConnection,
     mut outgoing: mpsc::Receiver<String>,
 ) {
@@ -186,7 +203,7 @@ async fn publish(
                 continue;
             };
             let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(REDIS_CHANNEL)
+                .arg(&*channel)
                 .arg(&message)
                 .query_async(conn)
                 .await;
@@ -209,6 +226,7 @@ struct Relay {
     store: ControlStore,
     local: broadcast::Sender<ApprovalEvent>,
     live: Arc<AtomicBool>,
+    channel: Arc<str>,
 }
 
 impl Relay {
@@ -219,7 +237,7 @@ impl Relay {
             let Some(mut current) = pubsub.take() else {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RESUBSCRIBE_MAX);
-                match subscribe(&client).await {
+                match subscribe(&client, &self.channel).await {
                     Ok(resubscribed) => {
                         tracing::info!("approval events: Redis subscription restored");
                         pubsub = Some(resubscribed);

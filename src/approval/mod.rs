@@ -54,7 +54,7 @@ use crate::identity::Principal;
 use crate::store::ControlStore;
 
 pub use error::ApprovalError;
-pub use events::REDIS_CHANNEL;
+pub use events::{REDIS_CHANNEL_PREFIX, redis_channel};
 pub use fingerprint::BindingPart;
 pub use model::{
     Approval, ApprovalEvent, Binding, EventKind, ExecutionRecord, NewApproval, Requester, Status,

@@ -19,6 +19,7 @@ use std::time::Instant;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, Statement, visit_expressions};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::approval::{Binding, ExecutionRecord, NewApproval};
@@ -34,7 +35,7 @@ use super::{
     Caller, Gateway, GatewayError, PendingApproval, QueryOutcome, QueryReply, QueryRequest,
     audit_unavailable, events, resource, stage, stage_sync, validate,
 };
-use crate::telemetry::{Stage, metrics};
+use crate::telemetry::{self, Stage, metrics};
 
 /// Policy id reported when a statement is refused for filtering on masked columns.
 pub(crate) const PROBING_POLICY: &str = "gatehouse:masking.predicates";
@@ -51,13 +52,26 @@ struct Admitted<'g> {
 
 impl Gateway {
     /// Runs one statement for the caller: validate, classify, decide, plan masking, audit,
-    /// execute, mask, audit.
-    #[tracing::instrument(
-        name = "gateway.query",
-        skip_all,
-        fields(request_id, sub = caller.principal.sub(), datasource = %request.datasource)
-    )]
+    /// execute, mask, audit. Traced as `gateway.query`, continuing the caller's trace when
+    /// it sent a `traceparent` and no enclosing span (the HTTP layer's) already did.
     pub async fn query(
+        &self,
+        caller: &Caller,
+        request: QueryRequest,
+    ) -> Result<QueryReply, GatewayError> {
+        let span = tracing::info_span!(
+            "gateway.query",
+            request_id = tracing::field::Empty,
+            sub = caller.principal.sub(),
+            datasource = %request.datasource,
+        );
+        if tracing::Span::current().is_none() {
+            telemetry::continue_trace(&span, caller.context.traceparent.as_deref());
+        }
+        self.run_query(caller, request).instrument(span).await
+    }
+
+    async fn run_query(
         &self,
         caller: &Caller,
         request: QueryRequest,

@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use sqlparser::ast::Statement;
 
@@ -46,7 +47,19 @@ pub struct Masking {
     masker: Masker,
     /// Datasource name → its classified catalog. Replaced whole on refresh; readers keep
     /// the `Arc` they took, so a refresh never changes a statement's plan mid-flight.
-    catalogs: RwLock<HashMap<String, Arc<MaskCatalog>>>,
+    catalogs: RwLock<HashMap<String, Cached>>,
+    /// Datasource name → the lock one reload holds, so a catalog past its age is read
+    /// again by one request while the others go on with the one they have.
+    reloads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// `[masking] catalog_max_age_s`.
+    max_age: Duration,
+}
+
+/// A loaded catalog and when it was read; `loaded` is `None` once it is known stale (a
+/// reload after DDL failed), so the next use reads it again.
+struct Cached {
+    catalog: Arc<MaskCatalog>,
+    loaded: Option<Instant>,
 }
 
 impl Masking {
@@ -67,6 +80,8 @@ impl Masking {
             config: config.clone(),
             masker,
             catalogs: RwLock::new(HashMap::new()),
+            reloads: Mutex::new(HashMap::new()),
+            max_age: Duration::from_secs(config.catalog_max_age_s),
         })
     }
 
@@ -78,29 +93,94 @@ impl Masking {
         self.config.predicates
     }
 
-    /// The datasource's classified catalog, loaded on first use.
+    /// The datasource's classified catalog: loaded on first use, and read again once it
+    /// is older than `catalog_max_age_s`, so tables and data changed outside Gatehouse are
+    /// seen. One request reloads an aged catalog; requests meanwhile use the one they
+    /// have, and keep it if the reload fails (it is retried on the next use).
     pub async fn catalog(&self, datasource: &Datasource) -> Result<Arc<MaskCatalog>, CatalogError> {
+        let name = datasource.name().as_str();
         let cached = self
             .catalogs
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(datasource.name().as_str())
-            .cloned();
+            .get(name)
+            .map(|cached| {
+                let fresh = cached
+                    .loaded
+                    .is_some_and(|loaded| loaded.elapsed() < self.max_age);
+                (Arc::clone(&cached.catalog), fresh)
+            });
         match cached {
-            Some(catalog) => Ok(catalog),
-            None => self.refresh(datasource).await,
+            Some((catalog, true)) => Ok(catalog),
+            Some((catalog, false)) => {
+                let reload = self.reload_lock(name);
+                let Ok(_reloading) = reload.try_lock() else {
+                    return Ok(catalog);
+                };
+                match self.load(datasource).await {
+                    Ok(reloaded) => Ok(reloaded),
+                    Err(error) => {
+                        tracing::warn!(datasource = %name, %error, "catalog reload failed; the previous one stays in use");
+                        Ok(catalog)
+                    }
+                }
+            }
+            None => {
+                let reload = self.reload_lock(name);
+                let _reloading = reload.lock().await;
+                // Whoever held the lock may have just loaded it.
+                let loaded = self
+                    .catalogs
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(name)
+                    .map(|cached| Arc::clone(&cached.catalog));
+                match loaded {
+                    Some(catalog) => Ok(catalog),
+                    None => self.load(datasource).await,
+                }
+            }
         }
     }
 
-    /// Reads the datasource's catalog again (after DDL, or when the schema is asked for).
+    /// Reads the datasource's catalog again now (after DDL through the service, or when a
+    /// result's shape shows it is out of date). If that fails the catalog in use is marked
+    /// stale, so the next use tries again.
     pub async fn refresh(&self, datasource: &Datasource) -> Result<Arc<MaskCatalog>, CatalogError> {
+        let reload = self.reload_lock(datasource.name().as_str());
+        let _reloading = reload.lock().await;
+        let loaded = self.load(datasource).await;
+        if loaded.is_err()
+            && let Some(cached) = self
+                .catalogs
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(datasource.name().as_str())
+        {
+            cached.loaded = None;
+        }
+        loaded
+    }
+
+    fn reload_lock(&self, datasource: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut reloads = self.reloads.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(reloads.entry(datasource.to_owned()).or_default())
+    }
+
+    async fn load(&self, datasource: &Datasource) -> Result<Arc<MaskCatalog>, CatalogError> {
         // Boxed: loading nests the catalog read, sampling and execution futures, and inlined
         // into every caller's future that depth exceeds the compiler's layout limit.
         let catalog = Arc::new(Box::pin(MaskCatalog::load(datasource, &self.config)).await?);
         self.catalogs
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(datasource.name().to_string(), Arc::clone(&catalog));
+            .insert(
+                datasource.name().to_string(),
+                Cached {
+                    catalog: Arc::clone(&catalog),
+                    loaded: Some(Instant::now()),
+                },
+            );
         Ok(catalog)
     }
 

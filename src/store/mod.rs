@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use uuid::Uuid;
 
 /// File name of the SQLite control store inside the data directory.
 pub const SQLITE_FILE: &str = "control.db";
@@ -92,22 +93,26 @@ impl ControlStore {
         Ok(ControlStore::Sqlite(pool))
     }
 
-    /// Notes when this store was first created and by which version; kept on restarts.
+    /// Notes when this store was first created, by which version, and a random id for it;
+    /// kept on restarts, and the first replica to start on a new store sets them for all.
     async fn record_creation(&self) -> Result<(), StoreError> {
         let now = chrono::Utc::now().to_rfc3339();
         let version = env!("CARGO_PKG_VERSION");
+        let id = Uuid::new_v4().to_string();
         let sql = "INSERT INTO gatehouse_instance (key, value) VALUES ('created_at', $1), \
-                   ('created_by_version', $2) ON CONFLICT (key) DO NOTHING";
+                   ('created_by_version', $2), ('store_id', $3) ON CONFLICT (key) DO NOTHING";
         let result = match self {
             ControlStore::Sqlite(pool) => sqlx::query(sql)
                 .bind(&now)
                 .bind(version)
+                .bind(&id)
                 .execute(pool)
                 .await
                 .map(|_| ()),
             ControlStore::Postgres(pool) => sqlx::query(sql)
                 .bind(&now)
                 .bind(version)
+                .bind(&id)
                 .execute(pool)
                 .await
                 .map(|_| ()),
@@ -115,14 +120,25 @@ impl ControlStore {
         result.map_err(|e| StoreError::Query(e.to_string()))
     }
 
-    /// When this store was created (RFC 3339).
-    pub async fn created_at(&self) -> Result<String, StoreError> {
-        let sql = "SELECT value FROM gatehouse_instance WHERE key = 'created_at'";
+    async fn instance_value(&self, key: &str) -> Result<String, StoreError> {
+        let sql = "SELECT value FROM gatehouse_instance WHERE key = $1";
         let result = match self {
-            ControlStore::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-            ControlStore::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            ControlStore::Sqlite(pool) => sqlx::query_scalar(sql).bind(key).fetch_one(pool).await,
+            ControlStore::Postgres(pool) => sqlx::query_scalar(sql).bind(key).fetch_one(pool).await,
         };
         result.map_err(|e| StoreError::Query(e.to_string()))
+    }
+
+    /// When this store was created (RFC 3339).
+    pub async fn created_at(&self) -> Result<String, StoreError> {
+        self.instance_value("created_at").await
+    }
+
+    /// A random id given to this store when it was created. Replicas sharing the store share
+    /// it; deployments on different stores never do, so it scopes shared channels (Redis) to
+    /// one deployment.
+    pub async fn store_id(&self) -> Result<String, StoreError> {
+        self.instance_value("store_id").await
     }
 
     /// Whether the store answers, for `/readyz`.
@@ -140,9 +156,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ControlStore::open(None, dir.path()).await.unwrap();
         let created = store.created_at().await.unwrap();
+        let id = store.store_id().await.unwrap();
+        assert!(Uuid::parse_str(&id).is_ok(), "{id}");
         assert!(dir.path().join(SQLITE_FILE).exists());
         drop(store);
         let reopened = ControlStore::open(None, dir.path()).await.unwrap();
         assert_eq!(reopened.created_at().await.unwrap(), created);
+        assert_eq!(reopened.store_id().await.unwrap(), id);
+        let other = tempfile::tempdir().unwrap();
+        let elsewhere = ControlStore::open(None, other.path()).await.unwrap();
+        assert_ne!(elsewhere.store_id().await.unwrap(), id);
     }
 }

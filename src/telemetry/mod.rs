@@ -25,17 +25,43 @@
 
 mod metrics;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use metrics::{Metrics, RequestOutcome, Stage, metrics};
+
+/// Makes `span` continue the caller's trace when its request carried a W3C `traceparent`,
+/// so a query's spans appear under the agent's or service's own trace. Call it before the
+/// span is first entered. Does nothing without a valid header, when traces are not
+/// exported, or when the span is filtered out. The caller's sampled flag is honoured, as
+/// W3C trace context intends; the audit trail records every request either way.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    let Some(value) = traceparent else {
+        return;
+    };
+    if span.is_disabled() {
+        return;
+    }
+    let carrier = HashMap::from([("traceparent".to_owned(), value.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    if !parent.span().span_context().is_valid() {
+        return;
+    }
+    // Fails only when there is no OpenTelemetry layer (no endpoint) or the span already
+    // started: either way the span stays a root of its own, which is what it was.
+    let _ = span.set_parent(parent);
+}
 
 /// Service name reported with every span unless `OTEL_SERVICE_NAME` or
 /// `OTEL_RESOURCE_ATTRIBUTES` names another.

@@ -118,7 +118,8 @@ pub async fn list(State(state): State<AppState>, Caller(_): Caller) -> axum::Jso
 /// Describe a datasource's tables
 ///
 /// Lists the tables and views of one datasource with their columns and database types,
-/// read live from the database's catalog, and for each column its classification and
+/// from the database's catalog (at most `catalog_max_age_s` old, and re-read at once after
+/// DDL through Gatehouse), and for each column its classification and
 /// whether your results show it masked. Use it to write correct SQL before querying, and
 /// to avoid conditions on masked columns (they are refused).
 #[utoipa::path(

@@ -38,7 +38,24 @@ use utoipa_axum::routes;
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::gateway::Gateway;
+use crate::telemetry;
 use error::Problem;
+
+/// The span every HTTP request runs in: the route's path (never the query string, which
+/// can hold filter values), continuing the caller's trace when it sent a `traceparent`.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok());
+    telemetry::continue_trace(&span, traceparent);
+    span
+}
 
 /// Shared state of every handler: the pipeline, nothing else.
 #[derive(Clone)]
@@ -143,7 +160,7 @@ pub fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
     })
     // Enforced by the body extractor, so an oversized body becomes a problem response.
     .layer(DefaultBodyLimit::max(max_body_bytes))
-    .layer(TraceLayer::new_for_http())
+    .layer(TraceLayer::new_for_http().make_span_with(request_span))
     .layer(axum::middleware::from_fn(metrics::track))
     .with_state(AppState { gateway })
 }
