@@ -73,7 +73,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct MaskingConfig {
     /// What happens to a statement that filters, joins, groups or orders on a classified
-    /// column the caller may not unmask (`WHERE ssn LIKE '123%'` probes masked values).
+    /// column the caller may not unmask (`WHERE ssn LIKE '123%'` probes masked values), or
+    /// computes on one (whether `1 / (ascii(ssn) - 49)` fails probes it too).
     pub predicates: PredicateRule,
     /// Rows sampled per table at catalog load to confirm classifications by value
     /// detection; 0 turns sampling off.

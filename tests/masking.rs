@@ -413,7 +413,11 @@ async fn hmac_tokens_are_stable_and_grouping_on_them_is_refused() {
 /// compared with tokens of guesses. Computed values of a masked class are redacted whole.
 #[tokio::test]
 async fn tokens_are_given_only_for_stored_values() {
-    let server = TestServer::start(HMAC_EMAIL).await;
+    // Computing on a masked column is refused by default (see
+    // `computing_on_masked_columns_is_refused`); where it is allowed, the result is
+    // redacted whole.
+    let server =
+        TestServer::start(&format!("[masking]\npredicates = \"allow\"\n{HMAC_EMAIL}")).await;
     let agent = server.agent_token();
     let reply = run(
         &server,
@@ -1145,4 +1149,98 @@ async fn catalogs_are_read_again_once_past_their_age() {
         classifications(schema_column(schema.ok(), "leads", "email")),
         ["pii.email"]
     );
+}
+
+/// Whether computing on a value fails, stalls or turns NULL depends on the value, so a
+/// computation over a masked column is an oracle even when its result is redacted:
+/// refused, like a condition on it, unless the caller may unmask the column.
+#[tokio::test]
+async fn computing_on_masked_columns_is_refused() {
+    let server = TestServer::demo().await;
+    let agent = server.agent_token();
+    let oracles = [
+        // Fails (division by zero) exactly when the first digit is 1.
+        (
+            "SELECT id, 1 / (unicode(ssn) - 49) AS x FROM customers WHERE id = 1",
+            "customers.ssn",
+        ),
+        // NULL exactly when the guess is right.
+        (
+            "SELECT id, nullif(ssn, '123-45-6789') AS guess FROM customers",
+            "customers.ssn",
+        ),
+        (
+            "SELECT CAST(card_number AS INTEGER) FROM customers",
+            "customers.card_number",
+        ),
+        // Not returned, but computed all the same.
+        (
+            "SELECT id FROM (SELECT id, 1 / (length(email) - 20) AS x FROM customers) t",
+            "customers.email",
+        ),
+        ("SELECT max(upper(email)) FROM customers", "customers.email"),
+        (
+            "SELECT json_array(id, substr(phone, 1, 3)) FROM customers",
+            "customers.phone",
+        ),
+    ];
+    for (sql, column) in oracles {
+        let reply = run(&server, &agent, "shop", sql, json!([])).await;
+        assert_probing_refused(&reply, column);
+        assert!(
+            reply.body["decision"]["reasons"]
+                .to_string()
+                .contains("computes on"),
+            "{sql}: {}",
+            reply.body
+        );
+    }
+
+    // Gathering stored values as they are is no computation: the values come back masked.
+    let reply = run(
+        &server,
+        &agent,
+        "shop",
+        "SELECT max(ssn) AS top, group_concat(email) AS emails, json_array(id, email) AS doc, \
+         coalesce(phone, 'none') AS phone FROM customers WHERE id <= 3",
+        json!([]),
+    )
+    .await;
+    let body = reply.ok();
+    for name in ["top", "emails", "doc", "phone"] {
+        assert_eq!(column(body, name).1["masked"], true, "{name}: {body}");
+    }
+    let raw = run(
+        &server,
+        &pii_reader(&server),
+        "shop",
+        "SELECT ssn, email, phone FROM customers WHERE id <= 3",
+        json!([]),
+    )
+    .await;
+    let text = body.to_string();
+    for value in raw.ok()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+    {
+        let value = value.as_str().unwrap_or_default();
+        assert!(
+            value.is_empty() || !text.contains(value),
+            "{value} in {text}"
+        );
+    }
+
+    // Whoever may unmask the column may compute on it.
+    let reader = pii_reader(&server);
+    let reply = run(
+        &server,
+        &reader,
+        "shop",
+        "SELECT nullif(ssn, '000-00-0000') AS ssn FROM customers WHERE id = 1",
+        json!([]),
+    )
+    .await;
+    assert_eq!(column(reply.ok(), "ssn").1["masked"], false);
 }

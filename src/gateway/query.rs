@@ -27,7 +27,8 @@ use crate::audit::{EventKind, NewEvent};
 use crate::config::PredicateRule;
 use crate::datasource::{Access, Datasource, Param};
 use crate::intent::{self, Action, Intent};
-use crate::masking::{StatementPlan, is_mask_artifact};
+use crate::masking::lineage::SourceColumn;
+use crate::masking::{Classification, StatementPlan, is_mask_artifact};
 use crate::policy::{Decision, Effect};
 
 use super::unmask::Unmask;
@@ -468,35 +469,57 @@ fn refuse_masked_write_back(
 }
 
 /// The denial for a statement that filters, joins, groups or orders on classified
-/// columns the caller may not unmask: comparing against them would reveal the values the
-/// result masks (`WHERE ssn LIKE '123%'`, one digit at a time). `None` when there is none.
+/// columns the caller may not unmask, or computes on them: comparing against them would
+/// reveal the values the result masks (`WHERE ssn LIKE '123%'`, one digit at a time), and
+/// so would whether a computation on them fails or turns NULL (`1 / (ascii(ssn) - 49)`).
+/// `None` when there is none.
 fn probing(plan: &StatementPlan, intent: &Intent, unmask: &mut Unmask) -> Option<Decision> {
-    let mut probed: Vec<String> = plan
-        .predicate_columns()
-        .into_iter()
-        .filter(|(source, class)| !unmask.allows(source.table.as_str(), &source.column, *class))
-        .map(|(source, class)| format!("{}.{} ({class})", source.table, source.column))
-        .collect();
-    probed.dedup();
+    let mut masked = |columns: Vec<(SourceColumn, Classification)>| {
+        let mut names: Vec<String> = columns
+            .into_iter()
+            .filter(|(source, class)| !unmask.allows(source.table.as_str(), &source.column, *class))
+            .map(|(source, class)| format!("{}.{} ({class})", source.table, source.column))
+            .collect();
+        names.dedup();
+        names
+    };
+    let (probed, computed) = (
+        masked(plan.predicate_columns()),
+        masked(plan.computed_columns()),
+    );
     let tables: Vec<_> = intent.tables.iter().map(|t| t.table.clone()).collect();
-    let reason = if !probed.is_empty() {
-        format!(
+    let mut reasons = Vec::new();
+    if !probed.is_empty() {
+        reasons.push(format!(
             "the statement filters, joins, groups or orders on {}, which you see masked; \
              conditions on masked columns would reveal their values. Select the column \
              instead (it comes back masked), or ask for a policy that lets you unmask it",
             probed.join(", ")
-        )
-    } else if plan.unresolved_predicates_over(&tables) {
-        "the statement's conditions could not be traced to columns, and it reads tables \
-         with masked columns; name the columns you filter on explicitly"
-            .to_owned()
-    } else {
+        ));
+    }
+    if !computed.is_empty() {
+        reasons.push(format!(
+            "the statement computes on {}, which you see masked (a function, operator or \
+             cast over it); the result could only come back redacted, and whether the \
+             computation fails or yields NULL would reveal the value. Select the column \
+             itself (it comes back masked), or ask for a policy that lets you unmask it",
+            computed.join(", ")
+        ));
+    }
+    if reasons.is_empty() && plan.unresolved_predicates_over(&tables) {
+        reasons.push(
+            "the statement's conditions or computations could not be traced to columns, and \
+             it reads tables with masked columns; name the columns you use explicitly"
+                .to_owned(),
+        );
+    }
+    if reasons.is_empty() {
         return None;
-    };
+    }
     Some(Decision {
         effect: Effect::Deny,
         policies: vec![PROBING_POLICY.to_owned()],
-        reasons: vec![reason],
+        reasons,
         approver_groups: Vec::new(),
         min_approvals: 0,
     })

@@ -198,6 +198,8 @@ impl Masking {
                 outputs: None,
                 predicates: BTreeSet::new(),
                 unresolved_predicates: true,
+                computed_over: BTreeSet::new(),
+                unresolved_computed: true,
             },
         };
         StatementPlan { lineage, catalog }
@@ -220,8 +222,18 @@ impl StatementPlan {
     /// Every (column, class) the statement filters, joins, groups or orders on: the
     /// columns an agent could probe masked values through (`WHERE ssn LIKE '123%'`).
     pub fn predicate_columns(&self) -> Vec<(SourceColumn, Classification)> {
-        self.lineage
-            .predicates
+        self.classified(&self.lineage.predicates)
+    }
+
+    /// Every (column, class) an expression of the statement computes on
+    /// ([`Lineage::computed_over`]): whether the computation fails or turns NULL can
+    /// reveal the value (`1 / (ascii(ssn) - 49)`).
+    pub fn computed_columns(&self) -> Vec<(SourceColumn, Classification)> {
+        self.classified(&self.lineage.computed_over)
+    }
+
+    fn classified(&self, sources: &BTreeSet<SourceColumn>) -> Vec<(SourceColumn, Classification)> {
+        sources
             .iter()
             .flat_map(|source| {
                 self.catalog
@@ -232,11 +244,11 @@ impl StatementPlan {
             .collect()
     }
 
-    /// A predicate referenced something lineage could not trace to a column, in a
-    /// statement over at least one table with classified columns: probing cannot be ruled
-    /// out.
+    /// A predicate, or a computation, referenced something lineage could not trace to a
+    /// column, in a statement over at least one table with classified columns: probing
+    /// cannot be ruled out.
     pub fn unresolved_predicates_over(&self, tables: &[TableName]) -> bool {
-        self.lineage.unresolved_predicates
+        (self.lineage.unresolved_predicates || self.lineage.unresolved_computed)
             && tables.iter().any(|table| {
                 self.catalog
                     .columns(table)

@@ -36,11 +36,18 @@ const KEYWORD_VALUES: &[&str] = &[
 
 impl Walker<'_> {
     /// Everything one expression derives from; `computed` unless the expression is a plain
-    /// column reference.
+    /// column reference. Unless it only gathers values as they are
+    /// ([`gathers_values`]), its sources are also noted as computed on.
     pub(super) fn value(&mut self, expr: &Expr) -> Derivation {
         let mut derivation = self.value_of(expr);
-        if !is_reference(expr) && !derivation.sources.is_empty() {
+        if is_reference(expr) {
+            return derivation;
+        }
+        if !derivation.sources.is_empty() {
             derivation.computed = true;
+        }
+        if !gathers_values(expr) && (!derivation.sources.is_empty() || derivation.unresolved) {
+            self.add_computed(&derivation);
         }
         derivation
     }
@@ -369,6 +376,74 @@ impl Walker<'_> {
             Expr::Case { .. } => "case".to_owned(),
             _ => "?column?".to_owned(),
         }
+    }
+}
+
+/// Functions that hand back their arguments' values as they are, or gathered into one
+/// value (an aggregate's pick, a list, a JSON document), and whose success or NULL-ness
+/// does not depend on what those values are beyond whether they are NULL. Names as
+/// lower-case, unqualified.
+const GATHERING_FUNCTIONS: &[&str] = &[
+    "min",
+    "max",
+    "string_agg",
+    "group_concat",
+    "array_agg",
+    "json_agg",
+    "jsonb_agg",
+    "json_arrayagg",
+    "json_group_array",
+    "json_build_object",
+    "jsonb_build_object",
+    "json_build_array",
+    "jsonb_build_array",
+    "json_array",
+    "to_json",
+    "to_jsonb",
+    "row_to_json",
+    "coalesce",
+    "ifnull",
+    "concat",
+    "concat_ws",
+];
+
+/// An expression that only gathers values: an unqualified [`GATHERING_FUNCTIONS`] call
+/// whose arguments are all column references, whole rows or literals (with a computed
+/// argument the call computes too), or a scalar subquery (whose own expressions are judged
+/// as they are walked).
+/// Anything else computes on its sources: a division by `ascii(ssn) - 49` fails for one
+/// digit, a cast for one shape, `nullif(ssn, 'guess')` turns NULL for one value, and a
+/// result masked whole still lets such a difference through.
+fn gathers_values(expr: &Expr) -> bool {
+    match expr {
+        Expr::Nested(inner) => gathers_values(inner),
+        Expr::Subquery(_) => true,
+        Expr::Function(function) => {
+            let Some(name) = function.name.0.last().and_then(|part| part.as_ident()) else {
+                return false;
+            };
+            let plain = |arg: &FunctionArg| match arg {
+                FunctionArg::Unnamed(arg) | FunctionArg::Named { arg, .. } => match arg {
+                    FunctionArgExpr::Expr(expr) => {
+                        is_reference(expr) || matches!(expr, Expr::Value(_))
+                    }
+                    FunctionArgExpr::QualifiedWildcard(_)
+                    | FunctionArgExpr::Wildcard
+                    | FunctionArgExpr::WildcardWithOptions(_) => true,
+                },
+                FunctionArg::ExprNamed { .. } => false,
+            };
+            let plain_args = match &function.args {
+                FunctionArguments::None => true,
+                FunctionArguments::Subquery(_) => false,
+                FunctionArguments::List(list) => list.args.iter().all(plain),
+            };
+            function.name.0.len() == 1
+                && plain_args
+                && matches!(function.parameters, FunctionArguments::None)
+                && GATHERING_FUNCTIONS.contains(&name.value.to_ascii_lowercase().as_str())
+        }
+        _ => false,
     }
 }
 

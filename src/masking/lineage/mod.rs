@@ -60,6 +60,17 @@
 //! column reads. A later read of the copy is no longer traced to the original column, so the
 //! copy is where policy must see it.
 //!
+//! # Computations
+//!
+//! [`Lineage::computed_over`] collects the base columns any expression computes on, output
+//! or not (a derived table's unused column is evaluated all the same): functions,
+//! operators, casts, comparisons. A computed value over a masked column comes back
+//! redacted, but whether computing it fails, stalls or turns NULL still depends on the
+//! value. Calls that only gather stored values (`min`, `max`, `string_agg`,
+//! `group_concat`, `array_agg`, JSON aggregates and builders, `coalesce`, `concat`, over
+//! plain columns, whole rows or literals) and scalar subqueries do not count as computing;
+//! what they hold is judged on its own.
+//!
 //! # Statements
 //!
 //! A query returns its result columns; INSERT/UPDATE/DELETE with RETURNING return the
@@ -143,6 +154,16 @@ pub struct Lineage {
     pub predicates: BTreeSet<SourceColumn>,
     /// A predicate referenced a column that could not be resolved to a base column.
     pub unresolved_predicates: bool,
+    /// Base-table columns some expression of the statement computes on (a function,
+    /// operator, cast, comparison, …), wherever it stands, output or not, except
+    /// expressions that only gather stored values (`min`, `max`, `string_agg`,
+    /// `json_build_object`, `coalesce`, … over plain columns). A computed value over a
+    /// masked column comes back redacted, but whether computing it fails
+    /// (`1 / (ascii(ssn) - 49)`, `CAST(ssn AS int)`) or yields NULL
+    /// (`nullif(ssn, '123-45-6789')`) depends on the value: an oracle.
+    pub computed_over: BTreeSet<SourceColumn>,
+    /// Something computed on could not be traced to a column.
+    pub unresolved_computed: bool,
 }
 
 /// The lineage of one parsed statement (from [`crate::intent::parse`] with the same

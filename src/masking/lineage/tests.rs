@@ -1445,3 +1445,73 @@ fn the_work_any_text_causes_is_bounded() {
         assert!(l.unresolved_predicates);
     }
 }
+
+// ----- computations ------------------------------------------------------------------------
+
+fn computed_over(lineage: &Lineage) -> Vec<String> {
+    lineage.computed_over.iter().map(render).collect()
+}
+
+#[test]
+fn computations_anywhere_are_noted_and_gathering_is_not() {
+    for driver in ALL {
+        for (sql, want) in [
+            // Outputs that compute.
+            (
+                "SELECT 1 / (length(ssn) - 11) FROM customers",
+                &["customers.ssn"][..],
+            ),
+            (
+                "SELECT nullif(email, 'x') FROM customers",
+                &["customers.email"],
+            ),
+            (
+                "SELECT CAST(ssn AS INTEGER) FROM customers",
+                &["customers.ssn"],
+            ),
+            ("SELECT email || 'x' FROM customers", &["customers.email"]),
+            // Computed inside a gathering function: the argument computes, and the call
+            // no longer only gathers, so all its sources count.
+            (
+                "SELECT max(upper(email)) FROM customers",
+                &["customers.email"],
+            ),
+            (
+                "SELECT coalesce(email, substr(ssn, 1, 3)) FROM customers",
+                &["customers.email", "customers.ssn"],
+            ),
+            // Computed but never returned: still evaluated.
+            (
+                "SELECT id FROM (SELECT id, 1 / (length(ssn) - 11) AS x FROM customers) t",
+                &["customers.ssn"],
+            ),
+            (
+                "SELECT id FROM customers WHERE id IN (SELECT length(email) FROM customers)",
+                &["customers.email"],
+            ),
+            // Gathering stored values, whole rows and scalar subqueries of stored values.
+            (
+                "SELECT max(ssn), min(email), coalesce(phone, 'none') FROM customers",
+                &[],
+            ),
+            ("SELECT concat(email, ' ', phone) FROM customers", &[]),
+            ("SELECT (SELECT email FROM customers LIMIT 1)", &[]),
+            ("SELECT count(*), count(ssn) FROM customers", &[]),
+            ("SELECT id, email FROM customers", &[]),
+        ] {
+            let lineage = run(driver, sql);
+            assert_eq!(computed_over(&lineage), want, "{driver:?}: {sql}");
+            assert!(!lineage.unresolved_computed, "{driver:?}: {sql}");
+        }
+    }
+    let lineage = run(
+        Driver::Postgres,
+        "SELECT json_build_object('e', email), row_to_json(c) FROM customers c",
+    );
+    assert!(computed_over(&lineage).is_empty());
+    // A qualified function could be anything the database defines.
+    let lineage = run(Driver::Postgres, "SELECT app.max(email) FROM customers");
+    assert_eq!(computed_over(&lineage), ["customers.email"]);
+    let lineage = run(Driver::Postgres, "SELECT upper(nowhere) FROM customers");
+    assert!(lineage.unresolved_computed);
+}

@@ -59,6 +59,9 @@ pub(super) struct Walker<'c> {
     /// Source ids, unsorted and repeated until [`Walker::finish`].
     pub(super) predicates: Vec<u32>,
     pub(super) unresolved_predicates: bool,
+    /// Source ids computed on (see [`Lineage::computed_over`]), unsorted and repeated.
+    computed_over: Vec<u32>,
+    unresolved_computed: bool,
     budget: usize,
     /// Lineage held so far (see [`MAX_HELD`]).
     held: usize,
@@ -77,6 +80,8 @@ impl<'c> Walker<'c> {
             ctes: Vec::new(),
             predicates: Vec::new(),
             unresolved_predicates: false,
+            computed_over: Vec::new(),
+            unresolved_computed: false,
             budget: BUDGET,
             held: 0,
             exhausted: false,
@@ -92,11 +97,14 @@ impl<'c> Walker<'c> {
             }
         };
         let predicates = self.predicates.iter().map(source).collect();
+        let computed_over = self.computed_over.iter().map(source).collect();
         if self.exhausted {
             return Lineage {
                 outputs: None,
                 predicates,
                 unresolved_predicates: true,
+                computed_over,
+                unresolved_computed: true,
             };
         }
         Lineage {
@@ -119,6 +127,20 @@ impl<'c> Walker<'c> {
             }),
             predicates,
             unresolved_predicates: self.unresolved_predicates,
+            computed_over,
+            unresolved_computed: self.unresolved_computed,
+        }
+    }
+
+    /// A value computed from `derivation`'s sources by something that could fail, stall or
+    /// turn NULL depending on them.
+    pub(super) fn add_computed(&mut self, derivation: &Derivation) {
+        self.computed_over
+            .extend_from_slice(derivation.sources.as_slice());
+        self.unresolved_computed |= derivation.unresolved;
+        if self.computed_over.len() > 2 * self.columns.len() + 1024 {
+            self.computed_over.sort_unstable();
+            self.computed_over.dedup();
         }
     }
 
