@@ -1210,6 +1210,14 @@ async fn computing_on_masked_columns_is_refused() {
     for name in ["top", "emails", "doc", "phone"] {
         assert_eq!(column(body, name).1["masked"], true, "{name}: {body}");
     }
+    // An aggregate's pick is redacted whole: a partial mask of the largest value would
+    // show the ordering that `ORDER BY ssn` (refused) shows.
+    assert!(
+        values(body, "top")[0]
+            .as_str()
+            .is_some_and(|top| top.starts_with("[redacted:")),
+        "{body}"
+    );
     let raw = run(
         &server,
         &pii_reader(&server),
