@@ -1252,3 +1252,63 @@ async fn computing_on_masked_columns_is_refused() {
     .await;
     assert_eq!(column(reply.ok(), "ssn").1["masked"], false);
 }
+
+/// Bytes are scanned like text: a UTF-8 blob has its entities masked in place, a binary
+/// one with an entity among its bytes is withheld, and one with none comes back as stored.
+#[tokio::test]
+async fn entities_in_stored_bytes_are_masked_too() {
+    let db = TestDb::sqlite();
+    db.exec(
+        "CREATE TABLE attachments (id INTEGER PRIMARY KEY, body BLOB);
+         INSERT INTO attachments VALUES
+           (1, CAST('Signed by ana.silva@example.org on 3 May' AS BLOB)),
+           (2, X'00FF10' || CAST('reply-to:kai.berg@example.org' AS BLOB) || X'FE00'),
+           (3, X'00FF10FE00');",
+    )
+    .await;
+    let server = TestServer::start(&datasource_toml("files", "dev", &db, "")).await;
+    let sql = "SELECT id, body FROM attachments ORDER BY id";
+    let bodies = |body: &Value| -> Vec<Option<Vec<u8>>> {
+        values(body, "body")
+            .into_iter()
+            .map(|value| {
+                value.as_str().map(|b64| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+                        .expect("bytes come as base64")
+                })
+            })
+            .collect()
+    };
+
+    let reply = run(&server, &server.agent_token(), "files", sql, json!([])).await;
+    let body = reply.ok();
+    let seen = bodies(body);
+    assert_eq!(
+        seen[0].as_deref(),
+        Some("Signed by a***@example.org on 3 May".as_bytes()),
+        "{body}"
+    );
+    assert_eq!(
+        seen[1], None,
+        "a binary value holding an email is withheld: {body}"
+    );
+    assert_eq!(
+        seen[2].as_deref(),
+        Some(&[0x00, 0xFF, 0x10, 0xFE, 0x00][..])
+    );
+    assert_eq!(body["masked_values"], 2, "{body}");
+    assert_eq!(classifications(column(body, "body").1), ["pii.email"]);
+
+    // Someone who may see emails gets the bytes as stored.
+    let reply = run(&server, &pii_reader(&server), "files", sql, json!([])).await;
+    let seen = bodies(reply.ok());
+    assert_eq!(
+        seen[0].as_deref(),
+        Some("Signed by ana.silva@example.org on 3 May".as_bytes())
+    );
+    assert!(
+        seen[1]
+            .as_deref()
+            .is_some_and(|b| b.windows(5).any(|w| w == b"kai.b"))
+    );
+}

@@ -275,9 +275,31 @@ impl Spans<'_> {
                     *text = masked;
                 }
             }
+            Value::Bytes(bytes) => {
+                let keep = self.bytes(bytes);
+                if !keep {
+                    *value = Value::Null;
+                }
+            }
             Value::Json(json) => self.json(json),
             Value::Array(items) => items.iter_mut().for_each(|item| self.value(item)),
             _ => {}
+        }
+    }
+
+    /// Bytes often hold text (a document, a UTF-8 blob, a serialised record) and are
+    /// scanned as text: UTF-8 gets its entities masked in place; anything else in which
+    /// an entity shows up between the undecodable bytes is withheld whole (`false`), since
+    /// masking inside it would corrupt it.
+    fn bytes(&mut self, bytes: &mut Vec<u8>) -> bool {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                if let Some(masked) = self.text(text) {
+                    *bytes = masked.into_bytes();
+                }
+                true
+            }
+            Err(_) => self.text(&String::from_utf8_lossy(bytes)).is_none(),
         }
     }
 
