@@ -76,6 +76,12 @@ pub struct MaskingConfig {
     /// column the caller may not unmask (`WHERE ssn LIKE '123%'` probes masked values), or
     /// computes on one (whether `1 / (ascii(ssn) - 49)` fails probes it too).
     pub predicates: PredicateRule,
+    /// The same question for free text that holds some sensitive values without being
+    /// classified (an email in some `notes`): `WHERE notes LIKE '%4434 8%'`, grown one
+    /// character at a time, or `instr(notes, '4434 8')`, reads out what the output masks.
+    /// `deny` refuses conditions and computations on such columns; the default `allow`
+    /// keeps `WHERE notes LIKE '%refund%'` usable.
+    pub free_text_predicates: PredicateRule,
     /// Rows sampled per table at catalog load to confirm classifications by value
     /// detection; 0 turns sampling off.
     pub sample_rows: u32,
@@ -98,6 +104,7 @@ impl Default for MaskingConfig {
     fn default() -> Self {
         MaskingConfig {
             predicates: PredicateRule::Deny,
+            free_text_predicates: PredicateRule::Allow,
             sample_rows: 50,
             catalog_max_age_s: 60,
             hmac_key_file: None,

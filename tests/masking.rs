@@ -1312,3 +1312,73 @@ async fn entities_in_stored_bytes_are_masked_too() {
             .is_some_and(|b| b.windows(5).any(|w| w == b"kai.b"))
     );
 }
+
+/// `free_text_predicates = "deny"`: free text that holds some sensitive values (found by
+/// sampling, below the share that classifies the column) cannot be searched or computed on
+/// by whoever sees those values masked, since growing a pattern one character at a time
+/// reads them out. By default it can.
+#[tokio::test]
+async fn free_text_holding_sensitive_values_can_be_guarded_too() {
+    let db = TestDb::sqlite();
+    let mut rows: Vec<String> = (1..=20)
+        .map(|id| format!("({id}, 'Customer asked about refund {id}.')"))
+        .collect();
+    rows[4] = "(5, 'Call back on +1 415 555 0134 after noon.')".to_owned();
+    rows[11] = "(12, 'Card 4434 8678 9655 8384 was declined.')".to_owned();
+    db.exec(&format!(
+        "CREATE TABLE tickets (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO tickets VALUES {};",
+        rows.join(", ")
+    ))
+    .await;
+    let datasource = datasource_toml("support", "dev", &db, "");
+    let guarded = TestServer::start(&format!(
+        "[masking]\nfree_text_predicates = \"deny\"\n{datasource}"
+    ))
+    .await;
+    let open = TestServer::start(&datasource).await;
+    let probes = [
+        "SELECT id FROM tickets WHERE id = 12 AND body LIKE '%4434 8%'",
+        "SELECT id, instr(body, '4434 86') AS at FROM tickets WHERE id = 12",
+    ];
+
+    let agent = guarded.agent_token();
+    // Not classified: selecting the text is fine, and the entities in it come back masked.
+    let schema = guarded
+        .get("/v1/datasources/support/schema", Some(&agent))
+        .await;
+    assert!(classifications(schema_column(schema.ok(), "tickets", "body")).is_empty());
+    let reply = run(
+        &guarded,
+        &agent,
+        "support",
+        "SELECT body FROM tickets WHERE id = 12",
+        json!([]),
+    )
+    .await;
+    assert!(
+        !reply.ok().to_string().contains("4434 8678"),
+        "{}",
+        reply.body
+    );
+    for sql in probes {
+        let reply = run(&guarded, &agent, "support", sql, json!([])).await;
+        assert_probing_refused(&reply, "tickets.body");
+        assert!(
+            reply.body["decision"]["reasons"]
+                .to_string()
+                .contains("free text holding pii.card"),
+            "{sql}: {}",
+            reply.body
+        );
+    }
+    // Whoever may see cards and phones raw may search for them.
+    let reader = pii_reader(&guarded);
+    for sql in probes {
+        run(&guarded, &reader, "support", sql, json!([])).await.ok();
+    }
+    // The default leaves free text searchable.
+    let agent = open.agent_token();
+    for sql in probes {
+        run(&open, &agent, "support", sql, json!([])).await.ok();
+    }
+}

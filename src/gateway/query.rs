@@ -295,9 +295,13 @@ impl Gateway {
             .await
             .map_err(events::catalog_error)?;
         let plan = self.masking.plan(datasource.driver(), &statements, catalog);
-        if self.masking.predicates() == PredicateRule::Deny {
+        let rules = ProbingRules {
+            classified: self.masking.predicates() == PredicateRule::Deny,
+            free_text: self.masking.free_text_predicates() == PredicateRule::Deny,
+        };
+        if rules.classified || rules.free_text {
             let mut unmask = Unmask::new(&self.policy, &caller.principal, &intent, datasource);
-            if let Some(decision) = probing(&plan, &intent, &mut unmask) {
+            if let Some(decision) = probing(&plan, &intent, &mut unmask, rules) {
                 event.decision = Some((&decision).into());
                 return Err(GatewayError::Denied { decision });
             }
@@ -468,25 +472,47 @@ fn refuse_masked_write_back(
     Ok(())
 }
 
+/// Which columns the probing check guards.
+#[derive(Debug, Clone, Copy)]
+struct ProbingRules {
+    classified: bool,
+    free_text: bool,
+}
+
 /// The denial for a statement that filters, joins, groups or orders on classified
 /// columns the caller may not unmask, or computes on them: comparing against them would
 /// reveal the values the result masks (`WHERE ssn LIKE '123%'`, one digit at a time), and
 /// so would whether a computation on them fails or turns NULL (`1 / (ascii(ssn) - 49)`).
-/// `None` when there is none.
-fn probing(plan: &StatementPlan, intent: &Intent, unmask: &mut Unmask) -> Option<Decision> {
-    let mut masked = |columns: Vec<(SourceColumn, Classification)>| {
+/// `None` when there is none. `rules` says which columns count: classified ones
+/// (`[masking] predicates`), free text holding some sensitive values
+/// (`free_text_predicates`), or both.
+fn probing(
+    plan: &StatementPlan,
+    intent: &Intent,
+    unmask: &mut Unmask,
+    rules: ProbingRules,
+) -> Option<Decision> {
+    let mut masked = |columns: Vec<(SourceColumn, Classification)>, in_text: bool| {
         let mut names: Vec<String> = columns
             .into_iter()
             .filter(|(source, class)| !unmask.allows(source.table.as_str(), &source.column, *class))
-            .map(|(source, class)| format!("{}.{} ({class})", source.table, source.column))
+            .map(|(source, class)| {
+                let held = if in_text { "free text holding " } else { "" };
+                format!("{}.{} ({held}{class})", source.table, source.column)
+            })
             .collect();
         names.dedup();
         names
     };
-    let (probed, computed) = (
-        masked(plan.predicate_columns()),
-        masked(plan.computed_columns()),
-    );
+    let (mut probed, mut computed) = (Vec::new(), Vec::new());
+    if rules.classified {
+        probed = masked(plan.predicate_columns(), false);
+        computed = masked(plan.computed_columns(), false);
+    }
+    if rules.free_text {
+        probed.extend(masked(plan.free_text_predicate_columns(), true));
+        computed.extend(masked(plan.free_text_computed_columns(), true));
+    }
     let tables: Vec<_> = intent.tables.iter().map(|t| t.table.clone()).collect();
     let mut reasons = Vec::new();
     if !probed.is_empty() {
@@ -506,7 +532,7 @@ fn probing(plan: &StatementPlan, intent: &Intent, unmask: &mut Unmask) -> Option
             computed.join(", ")
         ));
     }
-    if reasons.is_empty() && plan.unresolved_predicates_over(&tables) {
+    if reasons.is_empty() && rules.classified && plan.unresolved_predicates_over(&tables) {
         reasons.push(
             "the statement's conditions or computations could not be traced to columns, and \
              it reads tables with masked columns; name the columns you use explicitly"

@@ -93,6 +93,10 @@ impl Masking {
         self.config.predicates
     }
 
+    pub fn free_text_predicates(&self) -> PredicateRule {
+        self.config.free_text_predicates
+    }
+
     /// The datasource's classified catalog: loaded on first use, and read again once it
     /// is older than `catalog_max_age_s`, so tables and data changed outside Gatehouse are
     /// seen. One request reloads an aged catalog; requests meanwhile use the one they
@@ -232,12 +236,36 @@ impl StatementPlan {
         self.classified(&self.lineage.computed_over)
     }
 
+    /// [`StatementPlan::predicate_columns`] for free text: the classes found inside some
+    /// values of unclassified columns the statement filters on.
+    pub fn free_text_predicate_columns(&self) -> Vec<(SourceColumn, Classification)> {
+        self.embedded(&self.lineage.predicates)
+    }
+
+    /// [`StatementPlan::computed_columns`] for free text.
+    pub fn free_text_computed_columns(&self) -> Vec<(SourceColumn, Classification)> {
+        self.embedded(&self.lineage.computed_over)
+    }
+
     fn classified(&self, sources: &BTreeSet<SourceColumn>) -> Vec<(SourceColumn, Classification)> {
+        self.each_class(sources, |table, column| self.catalog.classes(table, column))
+    }
+
+    fn embedded(&self, sources: &BTreeSet<SourceColumn>) -> Vec<(SourceColumn, Classification)> {
+        self.each_class(sources, |table, column| {
+            self.catalog.embedded(table, column)
+        })
+    }
+
+    fn each_class<'p>(
+        &'p self,
+        sources: &BTreeSet<SourceColumn>,
+        classes: impl Fn(&TableName, &str) -> &'p [Classification],
+    ) -> Vec<(SourceColumn, Classification)> {
         sources
             .iter()
             .flat_map(|source| {
-                self.catalog
-                    .classes(&source.table, &source.column)
+                classes(&source.table, &source.column)
                     .iter()
                     .map(move |class| (source.clone(), *class))
             })
