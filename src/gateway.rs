@@ -72,10 +72,9 @@ pub struct RequestContext {
     /// The peer address as the listener saw it (a proxy's address behind one).
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
-    /// The W3C trace id from an incoming `traceparent`, so audit events join traces.
-    pub trace_id: Option<String>,
-    /// The incoming `traceparent` itself when its trace id is well formed: the query span
-    /// continues the caller's trace (see [`crate::telemetry::continue_trace`]).
+    /// The incoming W3C `traceparent` when its trace id is well formed: the query span
+    /// continues the caller's trace (see [`crate::telemetry::continue_trace`]), and audit
+    /// events record its [`trace_id`](RequestContext::trace_id).
     pub traceparent: Option<String>,
 }
 
@@ -88,16 +87,20 @@ impl RequestContext {
         header: impl Fn(&str) -> Option<&'h str>,
     ) -> RequestContext {
         let text = |name: &str| header(name).map(|value| value.chars().take(512).collect());
-        let traceparent: Option<String> = text("traceparent");
-        let trace_id = traceparent
-            .as_deref()
-            .and_then(RequestContext::trace_id_from_traceparent);
         RequestContext {
             client_address: peer.map(|addr| addr.ip().to_string()),
             user_agent: text("user-agent"),
-            traceparent: traceparent.filter(|_| trace_id.is_some()),
-            trace_id,
+            traceparent: text("traceparent").filter(|value: &String| {
+                RequestContext::trace_id_from_traceparent(value).is_some()
+            }),
         }
+    }
+
+    /// The trace id of the incoming `traceparent`, lower case.
+    pub fn trace_id(&self) -> Option<String> {
+        self.traceparent
+            .as_deref()
+            .and_then(RequestContext::trace_id_from_traceparent)
     }
 
     /// The trace id of a W3C `traceparent` value (`00-<32 hex>-<16 hex>-<2 hex>`), when

@@ -21,7 +21,7 @@ fn client(context: &RequestContext) -> ClientInfo {
     ClientInfo {
         address: context.client_address.clone(),
         user_agent: context.user_agent.clone(),
-        trace_id: context.trace_id.clone(),
+        trace_id: context.trace_id(),
     }
 }
 
